@@ -1,0 +1,68 @@
+"""Process set-up shared by every entry point: cache folders, logging, and connecting to Ray."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from empathy_ray.config import RayConfig
+
+log = logging.getLogger(__name__)
+
+
+def cache_root() -> Path:
+    """Where compiled ops and engine caches go: $EMPATHY_RAY_CACHE, else ~/.cache/empathy-ray."""
+    return Path(os.environ.get("EMPATHY_RAY_CACHE") or Path.home() / ".cache" / "empathy-ray").resolve()
+
+
+def worker_env() -> dict[str, str]:
+    """Environment every process of ours gets (driver, Ray Train workers, actors).
+
+    Keeps DeepSpeed's JIT ops, vLLM's and inductor's caches out of the user's global folders and
+    makes sure nothing reaches for a model hub.
+    """
+    root = cache_root()
+    return {
+        "EMPATHY_RAY_CACHE": str(root),
+        "TORCH_EXTENSIONS_DIR": str(root / "torch_extensions"),
+        "VLLM_CACHE_ROOT": str(root / "vllm"),
+        "TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"),
+        "TRITON_CACHE_DIR": str(root / "triton"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def setup_process(level: int = logging.INFO) -> None:
+    os.environ.update({k: v for k, v in worker_env().items() if k not in os.environ})
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def _cluster_running() -> bool:
+    if os.environ.get("RAY_ADDRESS"):
+        return True
+    return Path("/tmp/ray/ray_current_cluster").exists()
+
+
+def init_ray(cfg: RayConfig) -> None:
+    """Join the cluster named in the config, or a running one, else start a local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": worker_env()}
+    if cfg.address or _cluster_running():
+        address = cfg.address or "auto"
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+            log.info("joined Ray cluster at %s: %s", address, ray.cluster_resources())
+            return
+        except ConnectionError:
+            if cfg.address:
+                raise
+            log.info("no running Ray cluster answered; starting a local one")
+    ray.init(num_cpus=cfg.num_cpus, _temp_dir=cfg.temp_dir, runtime_env=runtime_env, include_dashboard=False)
+    log.info("started local Ray: %s", ray.cluster_resources())

@@ -1,0 +1,146 @@
+"""DeepSpeed inside a Ray Train worker: engine set-up, LR schedule, and export as an HF directory.
+
+Shared by the SFT and reward-model trainers. Ray Train has already created the torch.distributed
+process group (gloo on CPU, NCCL on GPU) and set RANK/WORLD_SIZE/MASTER_*; DeepSpeed joins it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from empathy_ray.config import LoraConfig, TrainerConfig
+
+log = logging.getLogger(__name__)
+
+
+def deepspeed_config(tc: TrainerConfig, world_size: int) -> dict[str, Any]:
+    zero: dict[str, Any] = {"stage": tc.zero_stage}
+    if tc.zero_stage == 3:
+        # Export needs the full weights on rank 0; gather them at save time.
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    return {
+        "train_micro_batch_size_per_gpu": tc.micro_batch_size,
+        "gradient_accumulation_steps": tc.grad_accum,
+        "train_batch_size": tc.micro_batch_size * tc.grad_accum * world_size,
+        "gradient_clipping": tc.max_grad_norm,
+        "zero_optimization": zero,
+        "bf16": {"enabled": tc.bf16},
+        "zero_allow_untested_optimizer": True,  # torch AdamW as the client optimizer
+        "steps_per_print": 10**9,  # our own logging, not DeepSpeed's
+        "wall_clock_breakdown": False,
+    }
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, tc: TrainerConfig):
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio."""
+    warmup = max(1, int(total_steps * tc.warmup_ratio)) if tc.warmup_ratio > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def apply_lora(model: torch.nn.Module, lora: LoraConfig, task_type: str = "CAUSAL_LM") -> torch.nn.Module:
+    if not lora.enabled:
+        return model
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    peft_cfg = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type=task_type,
+        # the reward head is new: it must train in full, not through an adapter
+        modules_to_save=["score"] if task_type == "SEQ_CLS" else None,
+    )
+    return get_peft_model(model, peft_cfg)
+
+
+def init_engine(model: torch.nn.Module, tc: TrainerConfig, total_steps: int):
+    """Wrap `model` in a DeepSpeed engine (ZeRO stage from the config) with AdamW + cosine LR."""
+    import deepspeed
+
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95))
+    scheduler = cosine_schedule(optimizer, total_steps, tc)
+    engine, *_ = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=scheduler,
+        config=deepspeed_config(tc, world),
+        dist_init_required=False,
+    )
+    if engine.global_rank == 0:
+        log.info(
+            "DeepSpeed %s engine: ZeRO-%d, %d ranks, %s, %.2fM trainable params",
+            deepspeed.__version__,
+            tc.zero_stage,
+            world,
+            "bf16" if tc.bf16 else "fp32",
+            sum(p.numel() for p in params) / 1e6,
+        )
+    return engine
+
+
+def full_state_dict(engine) -> dict[str, torch.Tensor] | None:
+    """Full weights on rank 0 (None elsewhere). Collective under ZeRO-3: every rank must call it."""
+    if engine.zero_optimization_stage() == 3:
+        sd = engine._zero3_consolidated_16bit_state_dict()
+    else:
+        sd = engine.module.state_dict()
+    if engine.global_rank != 0:
+        return None
+    return {k: v.detach().to("cpu").clone() for k, v in sd.items()}
+
+
+def export_hf(state_dict: dict[str, torch.Tensor], skeleton: torch.nn.Module, tokenizer, out_dir: Path) -> None:
+    """Load `state_dict` into a CPU copy of the trained module and save a plain HF directory.
+
+    A LoRA model is merged into its base first, so the export loads without PEFT (in vLLM too).
+    """
+    missing, unexpected = skeleton.load_state_dict(state_dict, strict=False)
+    if unexpected or [k for k in missing if "lora_" not in k]:
+        raise RuntimeError(f"export: weights do not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    model = skeleton.merge_and_unload() if hasattr(skeleton, "merge_and_unload") else skeleton
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def all_reduce_mean(values: list[float]) -> list[float]:
+    """Average floats over ranks (each rank's numbers weigh the same)."""
+    t = torch.tensor(values, dtype=torch.float64)
+    if dist.is_initialized():
+        dist.all_reduce(t)
+        t /= dist.get_world_size()
+    return t.tolist()
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64)
+    if dist.is_initialized():
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int, pad_left: bool = False) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if pad_left:
+            out[i, width - len(s) :] = torch.tensor(s)
+        else:
+            out[i, : len(s)] = torch.tensor(s)
+    return out

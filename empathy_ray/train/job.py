@@ -1,0 +1,119 @@
+"""Running a training loop as a Ray Train job, and what a loop needs inside a worker.
+
+Both trainers (SFT, reward model) are a `TorchTrainer` with N workers; rank 0 exports the trained
+weights as an HF directory and reports it as the Ray Train checkpoint, which the driver copies into
+the run folder. Per-step history travels back in the final report, so the driver writes the
+metrics files even when rank 0 ran on another node.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from empathy_ray.config import Config, TrainerConfig
+from empathy_ray.io_utils import atomic_dir
+from empathy_ray.metrics import MetricsWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainJob:
+    name: str  # "sft" or "rm": the run sub-folder and the Ray Train run name
+    loop: Callable[[dict[str, Any]], None]
+    trainer: TrainerConfig
+    base_model: str
+
+
+class WorkerContext:
+    """Rank, world size and the collectives a training loop uses, inside a Ray Train worker."""
+
+    def __init__(self) -> None:
+        import ray.train
+
+        from empathy_ray.runtime import setup_process
+
+        setup_process()
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+
+    def mean(self, values: list[float]) -> list[float]:
+        from empathy_ray.train.engine import all_reduce_mean
+
+        return all_reduce_mean(values)
+
+    def sum(self, values: list[float]) -> list[float]:
+        from empathy_ray.train.engine import all_reduce_sum
+
+        return all_reduce_sum(values)
+
+    def progress(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, disable=self.rank != 0, mininterval=2.0)
+
+    def finish(self, engine, make_skeleton: Callable[[], Any], tokenizer, history: list[dict]) -> None:
+        """Gather the weights, export them on rank 0, report history + checkpoint to the driver."""
+        import ray.train
+
+        from empathy_ray.train.engine import export_hf, full_state_dict
+
+        state = full_state_dict(engine)  # collective under ZeRO-3
+        if self.rank != 0:
+            ray.train.report({"history": history})
+            return
+        with tempfile.TemporaryDirectory(prefix="empathy-export-") as tmp:
+            export_hf(state, make_skeleton(), tokenizer, Path(tmp))
+            ray.train.report({"history": history}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def worker_context() -> WorkerContext:
+    return WorkerContext()
+
+
+def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
+    """Fit the job on Ray Train; copy the exported model to `out_dir`; write metrics; return history."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    tc = job.trainer
+    run_dir = cfg.run.dir.resolve()
+    resources = {"CPU": tc.cpus_per_worker}
+    if tc.use_gpu:
+        resources["GPU"] = 1
+    trainer = TorchTrainer(
+        job.loop,
+        train_loop_config={"cfg": cfg, "base_model": str(Path(job.base_model).resolve())},
+        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu, resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
+        run_config=RunConfig(name=f"{cfg.run.name}-{job.name}", storage_path=str(run_dir / "ray_train")),
+    )
+    log.info(
+        "%s: Ray Train TorchTrainer, %d workers (%s), DeepSpeed ZeRO-%d%s",
+        job.name,
+        tc.num_workers,
+        "GPU/nccl" if tc.use_gpu else "CPU/gloo",
+        tc.zero_stage,
+        ", LoRA" if tc.lora.enabled else "",
+    )
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    wall = time.perf_counter() - t0
+    if result.checkpoint is None:
+        raise RuntimeError(f"{job.name}: the Ray Train job finished without a checkpoint ({result.error})")
+    out_dir = Path(out_dir)
+    with result.checkpoint.as_directory() as ckpt, atomic_dir(out_dir) as tmp:
+        shutil.copytree(ckpt, tmp, dirs_exist_ok=True)
+    history = result.metrics.get("history", [])
+    writer = MetricsWriter(run_dir / job.name)
+    for row in history:
+        writer.log(row["step"], {k: v for k, v in row.items() if k != "step"})
+    writer.close()
+    return {"history": history, "wall_s": wall}
