@@ -1,0 +1,77 @@
+"""The reference role of GRPO: log-probs of sampled answers under the frozen starting policy (for the KL term).
+
+`ReferencePolicy` is a plain class (testable without Ray); `make_reference_actor` wraps it in a
+restartable actor. It never trains, so it holds no optimizer state and no gradients.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import ray
+import torch
+from ray.actor import ActorHandle
+from transformers import AutoModelForCausalLM
+
+from empathy_ray.algo.losses import logprobs_from_logits
+from empathy_ray.config import ReferenceConfig
+
+log = logging.getLogger(__name__)
+
+
+class ReferencePolicy:
+    """A frozen copy of the policy the run started from."""
+
+    def __init__(self, model_dir: str, batch_size: int, dtype: torch.dtype = torch.float32) -> None:
+        if batch_size < 1:
+            raise ValueError(f"rl.reference.batch_size={batch_size}: must be at least 1")
+        self.batch_size = batch_size
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        log.info("reference policy %s loaded on %s (%s)", model_dir, self.device, dtype)
+
+    @torch.no_grad()
+    def logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """For each (prompt_ids, response_ids): the log-prob of every response token given all tokens
+        before it (teacher forcing), one float per response token, in the order of `items`."""
+        for i, (prompt, _) in enumerate(items):
+            if not prompt:
+                raise ValueError(f"ReferencePolicy.logprobs: item {i} has no prompt tokens to condition on")
+        # Similar lengths share a batch, so little compute goes to padding; results do not depend on it.
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
+        out: list[list[float]] = [[] for _ in items]
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            for i, row in zip(batch, self._batch_logprobs([items[i] for i in batch]), strict=True):
+                out[i] = row
+        return out
+
+    def _batch_logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        seqs = [p + r for p, r in items]
+        width = max(len(s) for s in seqs)
+        # Right padding: causal attention keeps pad tokens (id 0, masked) from touching real positions.
+        ids = torch.zeros((len(seqs), width), dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        labels = torch.full((len(seqs), width - 1), -100, dtype=torch.long)  # label t: token t+1
+        for row, ((prompt, response), seq) in enumerate(zip(items, seqs, strict=True)):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+            labels[row, len(prompt) - 1 : len(seq) - 1] = torch.tensor(response, dtype=torch.long)
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        logp = logprobs_from_logits(logits[:, :-1], labels.to(self.device)).cpu()
+        return [
+            logp[row, len(prompt) - 1 : len(prompt) - 1 + len(response)].tolist()
+            for row, (prompt, response) in enumerate(items)
+        ]
+
+
+def make_reference_actor(model_dir: str, cfg: ReferenceConfig) -> ActorHandle:
+    """A `ReferencePolicy` actor placed by the role's resources; Ray restarts it if its process dies."""
+    remote = ray.remote(ReferencePolicy).options(
+        num_cpus=cfg.num_cpus,
+        num_gpus=cfg.num_gpus,
+        resources=dict(cfg.resources),
+        max_restarts=2,
+    )
+    return remote.remote(model_dir, cfg.batch_size)

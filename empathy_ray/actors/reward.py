@@ -1,0 +1,167 @@
+"""The reward role of GRPO: turn (post, completion) pairs into per-term rewards and their weighted total.
+
+`RewardScorer` is a plain class so it can be tested and reused without Ray; `make_reward_actor` wraps
+it in a restartable actor. Every term is returned separately (the driver logs them) next to "total".
+A reward call that hangs or dies is retried by the driver with `score_with_retry`, which fails loudly
+after the last try: a missing reward must stop the run, never enter the update as zeros.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import ray
+import torch
+from ray.actor import ActorHandle
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from empathy_ray import coe
+from empathy_ray.config import RewardConfig
+from empathy_ray.serve.safety import safety_reward
+from empathy_ray.train.rm import load_reward_model, rm_input_ids
+from empathy_ray.train.rm import score as rm_score
+
+log = logging.getLogger(__name__)
+
+
+class RewardTimeoutError(RuntimeError):
+    """The reward actor gave no scores within the allowed attempts; the run cannot go on without them."""
+
+
+class NonFiniteRewardError(ValueError):
+    """The reward model produced NaN or inf for a completion."""
+
+
+def _snippet(text: str, chars: int = 30) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= chars else flat[:chars] + "…"
+
+
+class RewardScorer:
+    """Scores completions with the reward model (when there is one) and the rule terms.
+
+    The RM reads what it was trained on: the chat prompt of the post and the extracted answer text,
+    never the CoE reasoning, so the policy cannot earn RM reward for the think block itself.
+    """
+
+    def __init__(
+        self,
+        cfg: RewardConfig,
+        reward_model_dir: str | None,
+        max_prompt_tokens: int,
+        max_response_tokens: int,
+    ) -> None:
+        if cfg.length_weight != 0 and cfg.length_target <= 0:
+            raise ValueError(
+                f"rl.reward.length_target={cfg.length_target}: must be a positive number of characters "
+                f"when rl.reward.length_weight={cfg.length_weight} is set"
+            )
+        if cfg.batch_size < 1:
+            raise ValueError(f"rl.reward.batch_size={cfg.batch_size}: must be at least 1")
+        self.cfg = cfg
+        self.reward_model_dir = reward_model_dir
+        self.max_prompt_tokens = max_prompt_tokens
+        self.max_response_tokens = max_response_tokens
+        self.tokenizer = self.model = None
+        if reward_model_dir is not None and cfg.rm_weight != 0:  # weight 0: not worth loading
+            self.tokenizer, self.model = load_reward_model(reward_model_dir)
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self.model = self.model.to(device).eval().requires_grad_(False)
+            log.info("reward model %s loaded on %s", reward_model_dir, device)
+
+    def score(self, posts: list[str], completions: list[str]) -> dict[str, list[float]]:
+        """Per-term rewards and "total" (the weighted sum of the terms present), one value per completion.
+
+        Always present: "format", "total"; "rm" with a reward model and rm_weight != 0; "length" and
+        "safety" when their weights are nonzero.
+        """
+        if len(posts) != len(completions):
+            raise ValueError(f"RewardScorer.score: {len(posts)} posts but {len(completions)} completions")
+        cfg = self.cfg
+        answers = [coe.parse(c).answer for c in completions]
+        terms: dict[str, list[float]] = {}
+        weights: dict[str, float] = {}
+        if self.model is not None:
+            terms["rm"], weights["rm"] = self._rm_scores(posts, answers), cfg.rm_weight
+        terms["format"], weights["format"] = [coe.format_reward(c) for c in completions], cfg.format_weight
+        if cfg.length_weight != 0:
+            target = cfg.length_target
+            terms["length"] = [-abs(len(a) - target) / target for a in answers]
+            weights["length"] = cfg.length_weight
+        if cfg.safety_weight != 0:
+            terms["safety"] = [safety_reward(p, a) for p, a in zip(posts, answers, strict=True)]
+            weights["safety"] = cfg.safety_weight
+        terms["total"] = [
+            sum(weights[name] * values[i] for name, values in terms.items()) for i in range(len(completions))
+        ]
+        return terms
+
+    @torch.no_grad()
+    def _rm_scores(self, posts: list[str], answers: list[str]) -> list[float]:
+        seqs = [
+            rm_input_ids(self.tokenizer, p, a, self.max_prompt_tokens, self.max_response_tokens)
+            for p, a in zip(posts, answers, strict=True)
+        ]
+        out: list[float] = []
+        step = self.cfg.batch_size
+        for start in range(0, len(seqs), step):
+            out += rm_score(self.model, seqs[start : start + step], self.tokenizer.pad_token_id).tolist()
+        for i, value in enumerate(out):
+            if not math.isfinite(value):
+                raise NonFiniteRewardError(
+                    f"reward model {self.reward_model_dir} scored completion {i} of {len(out)} as {value} "
+                    f"(post '{_snippet(posts[i])}', answer '{_snippet(answers[i])}'); the RM checkpoint is "
+                    "broken or overflowed - check it with the RM evaluation before training on its scores"
+                )
+        return out
+
+
+def make_reward_actor(
+    cfg: RewardConfig, reward_model_dir: str | None, max_prompt_tokens: int, max_response_tokens: int
+) -> ActorHandle:
+    """A `RewardScorer` actor. Ray restarts it if its process dies but never re-runs a call by itself:
+    the driver decides about retries (`score_with_retry`) so that each one is bounded and logged."""
+    remote = ray.remote(RewardScorer).options(
+        num_cpus=cfg.num_cpus,
+        num_gpus=cfg.num_gpus,
+        resources=dict(cfg.resources),
+        max_restarts=2,
+        max_task_retries=0,
+    )
+    return remote.remote(cfg, reward_model_dir, max_prompt_tokens, max_response_tokens)
+
+
+def score_with_retry(
+    actor: ActorHandle, posts: list[str], completions: list[str], timeout_s: float, retries: int
+) -> dict[str, list[float]]:
+    """`actor.score` with a timeout per attempt and up to `retries` more attempts after a timeout or an
+    actor death; raises `RewardTimeoutError` when all fail. Errors raised by the scoring itself (a bad
+    input, a non-finite RM score) are not retried: they would fail the same way again.
+
+    A timed-out call is cancelled so it does not run later on top of the retry; one already running on
+    the (single-threaded) actor cannot be interrupted, so a hung actor ends in the error, by design.
+    """
+    attempts = retries + 1
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        ref = actor.score.remote(posts, completions)
+        try:
+            return ray.get(ref, timeout=timeout_s)
+        except (GetTimeoutError, RayActorError) as e:
+            last = e
+            if isinstance(e, GetTimeoutError):
+                ray.cancel(ref)
+            if attempt < attempts:
+                log.warning(
+                    "reward call for %d completions failed on attempt %d/%d (%s); retrying",
+                    len(completions),
+                    attempt,
+                    attempts,
+                    "timed out" if isinstance(e, GetTimeoutError) else f"actor died: {type(e).__name__}",
+                )
+    raise RewardTimeoutError(
+        f"no rewards for {len(completions)} completions after {attempts} attempts of at most {timeout_s:g} s "
+        f"each (last error: {type(last).__name__}: {_snippet(str(last), 200)}); raise rl.reward.timeout_s "
+        "or rl.reward.retries, or look for the cause in the reward actor's log"
+    )

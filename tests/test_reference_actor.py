@@ -1,0 +1,80 @@
+"""ReferencePolicy log-probs against a direct full-sequence log_softmax, batching invariance, the Ray actor."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from empathy_ray.actors.reference import ReferencePolicy, make_reference_actor
+from empathy_ray.config import ReferenceConfig
+from empathy_ray.modeling.chat import prompt_ids
+
+POSTS = ["考试焦虑\n下周就要考试了，我睡不着。", "和父母吵架\n他们总是不理解我的选择，我很委屈。", "失眠"]
+RESPONSE_LENGTHS = [7, 1, 13, 0, 4]
+
+
+@pytest.fixture(scope="module")
+def items(tiny_model_dir) -> list[tuple[list[int], list[int]]]:
+    """Real chat prompts of different lengths with random responses of different lengths."""
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for i, n in enumerate(RESPONSE_LENGTHS):
+        prompt = prompt_ids(tok, POSTS[i % len(POSTS)])
+        out.append((prompt, torch.randint(0, len(tok), (n,), generator=g).tolist()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir) -> ReferencePolicy:
+    return ReferencePolicy(str(tiny_model_dir), batch_size=4)
+
+
+def _direct(model, prompt: list[int], response: list[int]) -> list[float]:
+    """log p(response[k] | everything before it), one unpadded sequence at a time."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + response])).logits[0]
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return [logp[len(prompt) - 1 + k, tok].item() for k, tok in enumerate(response)]
+
+
+def test_reference_is_frozen(reference):
+    assert not reference.model.training
+    assert not any(p.requires_grad for p in reference.model.parameters())
+
+
+def test_logprobs_match_direct_log_softmax(tiny_model_dir, reference, items):
+    out = reference.logprobs(items)
+    assert [len(row) for row in out] == RESPONSE_LENGTHS
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    for row, (prompt, response) in zip(out, items, strict=True):
+        expected = _direct(model, prompt, response)
+        assert max((abs(a - b) for a, b in zip(row, expected, strict=True)), default=0.0) < 1e-5
+    assert all(v < 0 for row in out for v in row)
+
+
+def test_logprobs_do_not_depend_on_batching(tiny_model_dir, reference, items):
+    one_at_a_time = ReferencePolicy(str(tiny_model_dir), batch_size=1).logprobs(items)
+    batched = reference.logprobs(items)
+    for a, b in zip(one_at_a_time, batched, strict=True):
+        assert len(a) == len(b)
+        assert max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0.0) < 1e-5
+
+
+def test_empty_prompt_rejected(reference):
+    with pytest.raises(ValueError, match="item 1 has no prompt tokens"):
+        reference.logprobs([([1, 2], [3]), ([], [4, 5])])
+
+
+def test_reference_actor_matches_local(ray_cluster, tiny_model_dir, reference, items):
+    actor = make_reference_actor(str(tiny_model_dir), ReferenceConfig(batch_size=2))
+    try:
+        remote = ray.get(actor.logprobs.remote(items), timeout=120)
+    finally:
+        ray.kill(actor)
+    local = reference.logprobs(items)
+    assert [len(row) for row in remote] == RESPONSE_LENGTHS
+    for a, b in zip(remote, local, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
