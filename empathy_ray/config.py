@@ -107,6 +107,86 @@ class RMConfig(TrainerConfig):
 
 
 @dataclass
+class ActorResources:
+    """Per-actor resources of one role. `resources` are custom node resources (e.g. rollout_node: 1)
+    declared on node types in cluster.yaml, so a role lands on the machines meant for it."""
+
+    num_cpus: float = 1
+    num_gpus: float = 0
+    resources: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RolloutConfig(ActorResources):
+    num_workers: int = 2
+    engine: Literal["vllm", "transformers"] = "vllm"  # transformers `generate`: only when named here
+    tensor_parallel_size: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    max_model_len: int = 1024
+
+
+@dataclass
+class RewardConfig(ActorResources):
+    rm_weight: float = 1.0
+    format_weight: float = 1.0
+    length_weight: float = 0.0  # rule term: -|answer chars - length_target| / length_target
+    length_target: int = 200
+    safety_weight: float = 0.0  # crisis-safety term (serve/safety.py): -1 when a risky post gets no safety path
+    batch_size: int = 16
+    timeout_s: float = 300.0  # a reward call slower than this is retried, then the run fails loudly
+    retries: int = 2
+
+
+@dataclass
+class ReferenceConfig(ActorResources):
+    batch_size: int = 8
+
+
+@dataclass
+class LearnerConfig(ActorResources):
+    num_workers: int = 2
+    zero_stage: Literal[2, 3] = 2
+    bf16: bool = False
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    micro_batch_size: int = 4
+    inner_epochs: int = 1
+    max_grad_norm: float = 1.0
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class AlgoConfig:
+    estimator: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp"] = "grpo"
+    group_size: int = 4  # G samples per prompt
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    kl_coef: float = 0.0
+    kl_kind: Literal["k1", "k2", "k3"] = "k3"
+    kl_in: Literal["loss", "reward"] = "loss"
+    agg: Literal["token_mean", "seq_mean", "seq_sum_norm"] = "token_mean"
+
+
+@dataclass
+class RLConfig:
+    steps: int = 10
+    prompts_per_step: int = 4  # B
+    policy_model: str = ""  # empty: the SFT output of this run
+    reward_model: str = ""  # empty: the RM output of this run; "none": rule terms only
+    sync: Literal["object_store", "nccl"] = "object_store"
+    checkpoint_every: int = 5
+    keep_checkpoints: int = 2
+    eval_prompts: int = 16
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -114,6 +194,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     rm: RMConfig = field(default_factory=RMConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
 
     def validate(self) -> None:
         """Cross-field checks that types alone cannot express."""
@@ -173,6 +254,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         item = args[0] if args else Any
         out = [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}={value!r}: expected a mapping")
+        kt, vt = typing.get_args(tp) or (Any, Any)
+        return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):

@@ -1,0 +1,56 @@
+"""The offline tiny model: tokenizer, chat prompt, SFT example masking, HF round trip."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from empathy_ray import coe
+from empathy_ray.modeling.chat import prompt_ids, sft_example, target_text
+from empathy_ray.modeling.tokenizer import COE_TAGS
+
+LAYERS = {"L1": "焦虑，失眠", "L2": "灾难化的想法", "L3": "希望被理解", "L4": "先共情再给建议"}
+
+
+def test_tokenizer_round_trips_chinese_and_keeps_coe_tags_whole(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    text = coe.render(LAYERS, "谢谢你愿意说出来，最近睡不好一定很辛苦。😊 abc 123")
+    ids = tok.encode(text, add_special_tokens=False)
+    assert tok.decode(ids, skip_special_tokens=True) == text  # byte-level: nothing is lost, tags survive
+    for tag in COE_TAGS:
+        assert len(tok.encode(tag, add_special_tokens=False)) == 1, tag
+    # trained on the Chinese corpus: common words are merged, so fewer tokens than UTF-8 bytes / 2
+    plain = "我最近总是失眠，心里很焦虑，不知道该怎么办。"
+    assert len(tok.encode(plain, add_special_tokens=False)) < len(plain.encode("utf-8")) / 2
+
+
+def test_prompt_is_cut_in_the_middle_when_too_long(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    post = "开头的自我介绍。" + "中间很长的叙述。" * 200 + "结尾的问题：我该怎么办？"
+    full = prompt_ids(tok, post)
+    cut = prompt_ids(tok, post, max_tokens=120)
+    assert len(full) > 120 and len(cut) <= 120
+    text = tok.decode(cut)
+    assert "开头的自我介绍" in text and "我该怎么办" in text and "……" in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_sft_example_masks_the_prompt(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ex = sft_example(tok, "标题\n正文", LAYERS, "回答", max_prompt_tokens=256, max_response_tokens=256)
+    n_prompt = len(prompt_ids(tok, "标题\n正文"))
+    assert ex.labels[:n_prompt] == [-100] * n_prompt
+    assert ex.labels[n_prompt:] == ex.input_ids[n_prompt:]
+    assert ex.input_ids[-1] == tok.eos_token_id  # the model learns to stop
+    assert tok.decode(ex.input_ids[n_prompt:-1]) == target_text(LAYERS, "回答")
+    assert coe.validate(target_text(LAYERS, "回答")) == []
+
+
+def test_saved_tiny_model_loads_offline_and_generates(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert model.config.model_type == "qwen2"
+    assert model.config.vocab_size == len(tok)
+    ids = torch.tensor([prompt_ids(tok, "标题\n我很难过")])
+    out = model.generate(input_ids=ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert out.shape[1] > ids.shape[1]
