@@ -1,0 +1,118 @@
+"""Methods grafted onto every vLLM worker, so the rollout engine can swap its weights in place.
+
+vLLM mixes this class into its worker class when `LLM(worker_extension_cls=...)` names it, and
+`llm.collective_rpc("<method>", args=...)` then runs the method on every worker (one per tensor
+parallel rank) next to the model. Names carry an `er_` prefix because vLLM refuses an extension
+whose attribute already exists on the worker, and recent workers define `update_weights`.
+
+`checksum` lives here too: it is computed inside the engine and on the learner's side with the
+same code, so the two numbers can only differ because the weights differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+
+import torch
+
+
+def checksum(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, float]:
+    """Sum, sum of |x| and sum of x^2 over all values, accumulated in float64.
+
+    Invariant to what vLLM does to a checkpoint: q/k/v and gate/up are fused into one tensor
+    (same values, other layout), the vocabulary is padded with zero rows, and a tied LM head is
+    the embedding itself. Tensors sharing storage (tied weights in an HF state dict) count once.
+    """
+    seen: dict[tuple[int, int], torch.Tensor] = {}  # holding the tensor keeps its address from being reused
+    total = {"sum": 0.0, "abs_sum": 0.0, "sumsq": 0.0}
+    for _, t in named_tensors:
+        key = (t.data_ptr(), t.numel())
+        if key in seen:
+            continue
+        seen[key] = t
+        x = t.detach().to(torch.float64)
+        total["sum"] += x.sum().item()
+        total["abs_sum"] += x.abs().sum().item()
+        total["sumsq"] += x.square().sum().item()
+    return total
+
+
+def checksums_match(a: dict[str, float], b: dict[str, float], rtol: float = 1e-9) -> bool:
+    """Equal up to float64 summation order. The signed sum of random weights is near zero, so its
+    tolerance is taken relative to the sum of absolute values rather than to itself."""
+    scale = max(a["abs_sum"], b["abs_sum"])
+    return all(
+        math.isclose(a[k], b[k], rel_tol=rtol, abs_tol=rtol * scale) for k in ("sum", "abs_sum", "sumsq")
+    )
+
+
+def _engine_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every parameter as the engine computes with it.
+
+    vLLM's CPU backend repacks linear weights into oneDNN/AMX kernel buffers and leaves an empty
+    parameter behind; such a weight is read back through the layer's own kernel, W^T = linear(I).
+    Multiplying by the identity is exact, so this sees precisely what generation uses.
+    """
+    for mod_name, mod in model.named_modules():
+        for name, p in mod.named_parameters(recurse=False):
+            if p.numel() == 0 and name == "weight" and hasattr(mod, "cpu_linear"):
+                k = getattr(mod, "input_size_per_partition", None) or mod.input_size
+                p = mod.cpu_linear(torch.eye(k, dtype=p.dtype), p, None).T
+            yield f"{mod_name}.{name}", p
+
+
+class WeightSyncExtension:
+    """Mixed into vLLM's worker: `self.model_runner`, `self.device` and `self.rank` are the worker's."""
+
+    def _er_load(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """vLLM's in-place reload: unfuses kernel-format layers, runs the model's `load_weights`
+        (which fuses q/k/v and gate/up and shards for TP), then redoes the per-layer processing.
+        A bare `model.load_weights` would write into the empty parameters the CPU backend leaves
+        behind. vLLM releases without `reload_weights` (before 0.12) keep GPU weights as loaded."""
+        reload = getattr(self.model_runner, "reload_weights", None)
+        if reload is not None:
+            reload(weights_iterator=weights, is_checkpoint_format=True)
+        else:
+            self.model_runner.model.load_weights(weights=weights)
+
+    def er_load_weights(self, named_tensors: list[tuple[str, torch.Tensor]]) -> int:
+        self._er_load(named_tensors)
+        return len(named_tensors)
+
+    def er_checksum(self) -> dict[str, float]:
+        with torch.no_grad():
+            return checksum(_engine_tensors(self.model_runner.model))
+
+    def er_init_nccl(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
+        """Join the learner's broadcast group as rank `rank_offset + this worker's TP rank`."""
+        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
+        from vllm.distributed.utils import StatelessProcessGroup
+
+        group = StatelessProcessGroup.create(
+            host=host, port=port, rank=rank_offset + self.rank, world_size=world_size
+        )
+        self._er_comm = PyNcclCommunicator(group, device=self.device)
+        if self._er_comm.disabled:
+            raise RuntimeError(
+                f"vLLM worker rank {self.rank}: NCCL is unavailable, the weight broadcast cannot run"
+            )
+
+    def er_receive_nccl(self, buckets: list[list[tuple[str, str, list[int]]]]) -> int:
+        """Receive the learner's bucketed broadcast (see sync.NcclSync), loading as buckets arrive."""
+        comm = getattr(self, "_er_comm", None)
+        if comm is None:
+            raise RuntimeError("er_receive_nccl before er_init_nccl: create the NcclSync before publishing")
+        self._er_load(self._er_received(comm, buckets))
+        torch.cuda.synchronize()
+        return sum(len(meta) for meta in buckets)
+
+    def _er_received(
+        self, comm, buckets: list[list[tuple[str, str, list[int]]]]
+    ) -> Iterator[tuple[str, torch.Tensor]]:
+        from empathy_ray.sync import bucket_nbytes, unflatten_bucket
+
+        for meta in buckets:
+            flat = torch.empty(bucket_nbytes(meta), dtype=torch.uint8, device=self.device)
+            comm.broadcast(flat, src=0, stream=torch.cuda.current_stream())
+            yield from unflatten_bucket(flat, meta)
