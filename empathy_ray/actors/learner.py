@@ -1,0 +1,505 @@
+"""The learner role of GRPO: a DeepSpeed engine over M ranks that turns scored samples into updates.
+
+`LearnerRank` is one rank, a plain class (world 1 in a plain process for tests). `LearnerGroup` places
+M of them as Ray actors in one placement group and fans every call out to all ranks: under ZeRO-3
+every forward, weight gather and checkpoint is a collective, so no rank may sit one out.
+
+One `train_step` is one optimizer step per inner epoch: every rank's share of the B*G samples is split
+into micro-batches and DeepSpeed accumulates their gradients (grad_accum = micro-batches per rank).
+Each micro-batch's loss is aggregated on its own (`rl.algo.agg`) and DeepSpeed averages micro-batches
+and ranks, so `token_mean` is a mean of micro-batch token means; `seq_sum_norm` divides by the
+constant N * max_new_tokens and stays exactly Dr. GRPO's normaliser.
+
+Log-probs come from raw logits (temperature 1), as the reference actor computes them, so the KL term
+compares like with like; the PPO ratio only ever compares this learner's own log-probs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+import torch.distributed as dist
+from ray.util.placement_group import PlacementGroup
+
+from empathy_ray.actors.placement import node_address, rendezvous, split_even, start_ranks, stop_ranks
+from empathy_ray.algo.kl import approx_kl
+from empathy_ray.algo.losses import entropy_from_logits, logprobs_from_logits, policy_loss
+from empathy_ray.algo.masked import masked_mean
+from empathy_ray.config import RLConfig, TrainerConfig
+from empathy_ray.train.engine import apply_lora, export_hf, full_state_dict, init_engine, pad_batch
+
+log = logging.getLogger(__name__)
+
+# Averaged over the micro-batches of a step (and over ranks); "train/" is prefixed on return.
+MEAN_STATS = ("policy_loss", "pg_loss", "kl", "clip_frac", "entropy", "approx_kl_old", "ratio_mean")
+
+
+def micro_batches_per_rank(cfg: RLConfig) -> int:
+    """DeepSpeed's gradient accumulation: each rank's share of the step's B*G samples in micro-batches,
+    so that one optimizer step consumes the whole batch once. Also refuses what the learner cannot do."""
+    lc, n = cfg.learner, cfg.prompts_per_step * cfg.algo.group_size
+    if lc.lora.enabled and lc.zero_stage == 3:
+        raise ValueError(
+            "rl.learner.lora.enabled with rl.learner.zero_stage=3 is not supported: merging the adapter "
+            "for weight sync needs the full base weights on rank 0; use zero_stage=2 (LoRA leaves little "
+            "optimizer state to shard) or disable LoRA"
+        )
+    if lc.num_workers < 1 or lc.micro_batch_size < 1 or n % (lc.num_workers * lc.micro_batch_size):
+        raise ValueError(
+            f"the learner splits rl.prompts_per_step * rl.algo.group_size = {cfg.prompts_per_step} * "
+            f"{cfg.algo.group_size} = {n} samples per step over rl.learner.num_workers={lc.num_workers} ranks "
+            f"in micro-batches of rl.learner.micro_batch_size={lc.micro_batch_size}; {n} must be a multiple "
+            f"of {lc.num_workers} * {lc.micro_batch_size}: change one of these four settings"
+        )
+    return n // (lc.num_workers * lc.micro_batch_size)
+
+
+def trainer_config(cfg: RLConfig) -> TrainerConfig:
+    """The DeepSpeed settings `init_engine` takes, from the learner's: constant LR, one step per epoch."""
+    lc = cfg.learner
+    return TrainerConfig(
+        num_workers=lc.num_workers,
+        use_gpu=lc.num_gpus > 0,
+        zero_stage=lc.zero_stage,
+        bf16=lc.bf16,
+        lr=lc.lr,
+        min_lr_ratio=1.0,
+        warmup_ratio=0.0,
+        weight_decay=lc.weight_decay,
+        micro_batch_size=lc.micro_batch_size,
+        grad_accum=micro_batches_per_rank(cfg),
+        max_grad_norm=lc.max_grad_norm,
+        lora=lc.lora,
+    )
+
+
+@dataclass
+class _Batch:
+    """Right-padded prompt+response rows and where each response token's prediction sits.
+
+    Logits at position t predict token t+1, so response token j of a row with P prompt tokens sits at
+    P + j and is predicted by the logits at P + j - 1 (`positions`).
+    """
+
+    input_ids: torch.Tensor  # [n, L]
+    attention_mask: torch.Tensor  # [n, L]
+    positions: torch.Tensor  # [n, R] logit index predicting response token j (clamped where masked)
+    labels: torch.Tensor  # [n, R] response token ids, -100 past each row's response
+    mask: torch.Tensor  # [n, R] bool: real response tokens
+    advantages: torch.Tensor | None = None  # [n]
+    ref_logprobs: torch.Tensor | None = None  # [n, R], 0 where masked
+
+    def to(self, device: torch.device) -> _Batch:
+        return _Batch(**{k: v.to(device) if v is not None else None for k, v in vars(self).items()})
+
+
+def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> _Batch:
+    seqs = [list(p) + list(r) for p, r in pairs]
+    width = max(len(s) for s in seqs)
+    resp = max(1, max(len(r) for _, r in pairs))
+    lengths = torch.tensor([len(s) for s in seqs])
+    prompt_lens = torch.tensor([len(p) for p, _ in pairs])[:, None]
+    j = torch.arange(resp)[None, :]
+    labels = torch.full((len(pairs), resp), -100, dtype=torch.long)
+    for row, (_, r) in enumerate(pairs):
+        labels[row, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return _Batch(
+        input_ids=pad_batch(seqs, pad_id),
+        attention_mask=(torch.arange(width)[None, :] < lengths[:, None]).long(),
+        positions=(prompt_lens - 1 + j).clamp(max=width - 1),
+        labels=labels,
+        mask=labels >= 0,
+    )
+
+
+def _check_items(items: list[dict[str, Any]], expected: int, needs_ref: bool) -> bool:
+    """Validate a rank's share; returns whether reference log-probs came with it."""
+    if len(items) != expected:
+        raise ValueError(
+            f"LearnerRank.train_step got {len(items)} samples; this rank's share of a step is {expected} "
+            "(rl.prompts_per_step * rl.algo.group_size / rl.learner.num_workers): send the whole step's batch"
+        )
+    with_ref = [bool(it.get("ref_logprobs")) for it in items]
+    if any(with_ref) and not all(with_ref):
+        raise ValueError(f"train_step: item {with_ref.index(False)} has no ref_logprobs while others do")
+    if needs_ref and not all(with_ref):
+        raise ValueError(
+            "rl.algo.kl_coef > 0 with rl.algo.kl_in='loss' needs ref_logprobs on every item (from the "
+            "reference actor); set rl.algo.kl_coef=0 to train without the KL term"
+        )
+    for i, it in enumerate(items):
+        if not it["prompt_ids"]:
+            raise ValueError(
+                f"train_step: item {i} has empty prompt_ids; a response needs a prompt to follow"
+            )
+        if not math.isfinite(it["advantage"]):
+            raise ValueError(
+                f"train_step: item {i} has advantage {it['advantage']}; advantages must be finite"
+            )
+        ref = it.get("ref_logprobs") or []
+        if ref and len(ref) != len(it["response_ids"]):
+            raise ValueError(
+                f"train_step: item {i} has {len(ref)} ref_logprobs for {len(it['response_ids'])} response tokens"
+            )
+        if any(math.isnan(x) for x in ref):
+            raise ValueError(f"train_step: item {i} has NaN in ref_logprobs; check the reference actor")
+    return all(with_ref)
+
+
+class LearnerRank:
+    """One rank of the learner: the policy under DeepSpeed, its GRPO update, and its weights."""
+
+    def __init__(self, model_dir: str, cfg: RLConfig, rank: int, world_size: int, seed: int = 0) -> None:
+        from empathy_ray.runtime import setup_process
+
+        setup_process()
+        lc = cfg.learner
+        self.trainer_config = trainer_config(cfg)  # checks the config first
+        if world_size != lc.num_workers or not 0 <= rank < world_size:
+            raise ValueError(
+                f"LearnerRank(rank={rank}, world_size={world_size}) with rl.learner.num_workers={lc.num_workers}"
+            )
+        self.model_dir, self.cfg, self.seed = model_dir, cfg, seed
+        self.rank, self.world_size = rank, world_size
+        self.engine: Any = None
+
+    def address(self) -> tuple[str, int]:
+        """This rank's node IP and a free port there: rank 0's is the group's rendezvous."""
+        return node_address()
+
+    def setup(self, master_addr: str, master_port: int, local_rank: int | None = None) -> None:
+        """Join the process group (or the one a launcher already made), load the policy, build the engine."""
+        from transformers import AutoModelForCausalLM
+
+        lc = self.cfg.learner
+        local_rank = self.rank if local_rank is None else local_rank
+        use_cuda = lc.num_gpus > 0 and torch.cuda.is_available()
+        if lc.num_gpus > 0 and not use_cuda:
+            log.warning("rl.learner.num_gpus=%g but CUDA is not available here: training on CPU", lc.num_gpus)
+        if use_cuda:
+            local_rank %= torch.cuda.device_count()  # a Ray GPU actor sees only its own GPU(s)
+            torch.cuda.set_device(local_rank)
+        os.environ.update(
+            RANK=str(self.rank),
+            LOCAL_RANK=str(local_rank),
+            WORLD_SIZE=str(self.world_size),
+            MASTER_ADDR=master_addr,
+            MASTER_PORT=str(master_port),
+        )
+        self._comm_device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+        if not dist.is_initialized():
+            # NCCL would otherwise guess cuda:<global rank>, absent in an actor that sees one GPU; not
+            # bound for one rank, which has no peer for the comm splits a bound device makes (as DeepSpeed)
+            dist.init_process_group(
+                "nccl" if use_cuda else "gloo",
+                rank=self.rank,
+                world_size=self.world_size,
+                timeout=timedelta(minutes=30),
+                device_id=self._comm_device if use_cuda and self.world_size > 1 else None,
+            )
+        elif (dist.get_rank(), dist.get_world_size()) != (self.rank, self.world_size):
+            raise RuntimeError(
+                f"torch.distributed is already initialised as rank {dist.get_rank()}/{dist.get_world_size()}, "
+                f"not {self.rank}/{self.world_size}"
+            )
+        torch.manual_seed(self.seed)
+        model = AutoModelForCausalLM.from_pretrained(
+            self.model_dir, dtype=torch.bfloat16 if lc.bf16 else torch.float32
+        )
+        model.config.use_cache = False
+        self.pad_id = model.config.pad_token_id or 0
+        total_steps = self.cfg.steps * lc.inner_epochs
+        self.engine = init_engine(apply_lora(model, lc.lora), self.trainer_config, total_steps)
+        log.info("DeepSpeed ZeRO-%d learner rank %d/%d", lc.zero_stage, self.rank, self.world_size)
+
+    # -- forward -------------------------------------------------------------------------------------
+
+    def _response_logits(self, batch: _Batch) -> torch.Tensor:
+        """[n, R, V]: the logits that predict each response token."""
+        out = self.engine(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
+        index = batch.positions[..., None].expand(-1, -1, out.logits.shape[-1])
+        return out.logits.gather(1, index)
+
+    def _idle_forward(self) -> torch.Tensor:
+        """A forward on one pad token: keeps ZeRO-3's per-layer gathers in step with busier ranks."""
+        ids = torch.full((1, 1), self.pad_id, dtype=torch.long, device=self.engine.device)
+        return self.engine(input_ids=ids, use_cache=False).logits
+
+    def _all_reduce(
+        self, values: list[float], op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM
+    ) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self._comm_device)
+        if self.world_size > 1:
+            dist.all_reduce(t, op=op)
+        return t.tolist()
+
+    @torch.no_grad()
+    def logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """Log-prob of every response token under the current weights, aligned 1:1 with response_ids.
+
+        Collective under ZeRO-3 (every rank calls it, with its own items, possibly none)."""
+        for i, (prompt, _) in enumerate(items):
+            if not prompt:
+                raise ValueError(f"LearnerRank.logprobs: item {i} has no prompt tokens to condition on")
+        self.engine.eval()
+        mbs = self.cfg.learner.micro_batch_size
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
+        groups = [order[k : k + mbs] for k in range(0, len(order), mbs)]
+        rounds = len(groups)
+        if self.cfg.learner.zero_stage == 3:
+            rounds = int(self._all_reduce([rounds], dist.ReduceOp.MAX)[0])
+        out: list[list[float]] = [[] for _ in items]
+        for k in range(rounds):
+            if k >= len(groups):
+                self._idle_forward()
+                continue
+            batch = collate([items[i] for i in groups[k]], self.pad_id).to(self.engine.device)
+            logp = logprobs_from_logits(self._response_logits(batch), batch.labels).cpu()
+            for row, i in enumerate(groups[k]):
+                out[i] = logp[row, : len(items[i][1])].tolist()
+        return out
+
+    # -- update --------------------------------------------------------------------------------------
+
+    def _batches(self, items: list[dict[str, Any]], with_ref: bool) -> list[_Batch]:
+        mbs, out = self.cfg.learner.micro_batch_size, []
+        for k in range(0, len(items), mbs):
+            chunk = items[k : k + mbs]
+            b = collate([(it["prompt_ids"], it["response_ids"]) for it in chunk], self.pad_id)
+            b.advantages = torch.tensor([float(it["advantage"]) for it in chunk])
+            if with_ref:
+                b.ref_logprobs = torch.zeros(b.labels.shape)
+                for row, it in enumerate(chunk):
+                    b.ref_logprobs[row, : len(it["ref_logprobs"])] = torch.tensor(it["ref_logprobs"])
+            out.append(b.to(self.engine.device))
+        return out
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: they must all skip a micro-batch together."""
+        return self._all_reduce([float(torch.isfinite(loss).item())], dist.ReduceOp.MIN)[0] == 1.0
+
+    def _loss(
+        self, b: _Batch, old_logp: torch.Tensor | None, with_ref: bool
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The clipped policy loss of one micro-batch (with grad) and its detached stats."""
+        algo = self.cfg.algo
+        kl_in_loss = algo.kl_coef > 0 and algo.kl_in == "loss"
+        logits = self._response_logits(b)
+        logp = logprobs_from_logits(logits, b.labels)
+        kl = approx_kl(logp, b.ref_logprobs, algo.kl_kind, mask=b.mask) if with_ref else None
+        loss, st = policy_loss(
+            logp,
+            logp.detach() if old_logp is None else old_logp,
+            b.advantages,
+            b.mask,
+            algo.clip_low,
+            algo.clip_high,
+            algo.agg,
+            kl=kl if kl_in_loss else None,
+            kl_coef=algo.kl_coef if kl_in_loss else 0.0,
+            max_len=self.cfg.rollout.max_new_tokens,
+        )
+        with torch.no_grad():
+            st["policy_loss"] = loss.detach()
+            st["entropy"] = masked_mean(entropy_from_logits(logits.detach()), b.mask)
+            st["kl"] = masked_mean(kl.detach(), b.mask) if kl is not None else torch.zeros(())
+        return loss, st
+
+    def train_step(self, items: list[dict[str, Any]]) -> dict[str, float]:
+        """GRPO update on this rank's share: one optimizer step per inner epoch; stats over all ranks.
+
+        Items: {"prompt_ids", "response_ids", "advantage", "ref_logprobs" (empty when KL is off)}.
+        The old-policy log-probs come from a no-grad pass before the first update; with inner_epochs=1
+        they are exactly the current log-probs (logp.detach()), so the ratio is 1 and nothing clips:
+        the loss is the plain policy gradient. "train/kl" is the mean k-estimate against the reference
+        (0 without ref_logprobs); "train/tokens" counts the step's response tokens over all ranks once.
+        """
+        algo, lc = self.cfg.algo, self.cfg.learner
+        needs_ref = algo.kl_coef > 0 and algo.kl_in == "loss"
+        with_ref = _check_items(items, lc.micro_batch_size * self.trainer_config.grad_accum, needs_ref)
+        batches = self._batches(items, with_ref)
+        old: list[torch.Tensor | None] = [None] * len(batches)
+        if lc.inner_epochs > 1:
+            self.engine.eval()
+            with torch.no_grad():
+                old = [logprobs_from_logits(self._response_logits(b), b.labels) for b in batches]
+        self.engine.train()
+        sums = dict.fromkeys(MEAN_STATS, 0.0)
+        counted = skipped = grad_norm_sum = grad_norms = 0.0
+        for epoch in range(lc.inner_epochs):
+            for k, b in enumerate(batches):
+                loss, st = self._loss(b, old[k], with_ref)
+                if self._all_finite(loss):
+                    for key in MEAN_STATS:
+                        sums[key] += float(st[key])
+                    counted += 1
+                else:
+                    log.warning(
+                        "non-finite loss in micro-batch %d, inner epoch %d: no gradient from it", k, epoch
+                    )
+                    skipped += 1
+                    # Every rank must backward and step together. A fresh tiny forward gives exact zero
+                    # gradients; 0 * (the NaN loss) would carry NaN into the weights.
+                    del loss, st
+                    loss = self._idle_forward().sum() * 0.0
+                self.engine.backward(loss)
+                self.engine.step()
+            norm = self.engine.get_global_grad_norm()
+            if norm is not None:
+                grad_norm_sum, grad_norms = grad_norm_sum + float(norm), grad_norms + 1
+        tokens = float(sum(int(b.mask.sum()) for b in batches))
+        totals = self._all_reduce(
+            [sums[k] for k in MEAN_STATS] + [counted, tokens, grad_norm_sum, grad_norms]
+        )
+        counted_all, tokens_all, norm_sum_all, norms_all = totals[len(MEAN_STATS) :]
+        stats = {
+            f"train/{k}": v / counted_all if counted_all else math.nan
+            for k, v in zip(MEAN_STATS, totals, strict=False)
+        }
+        stats["train/grad_norm"] = norm_sum_all / norms_all if norms_all else math.nan
+        stats["train/lr"] = float(self.engine.get_lr()[0])
+        stats["train/tokens"] = tokens_all
+        stats["train/skipped_microbatches"] = skipped  # the same on every rank: the decision is collective
+        return stats
+
+    # -- weights -------------------------------------------------------------------------------------
+
+    def weights_for_sync(self) -> dict[str, torch.Tensor] | None:
+        """Full weights under plain HF names (what `Qwen2ForCausalLM.state_dict()` holds), on CPU, on
+        rank 0; None elsewhere. Collective under ZeRO-3. A LoRA adapter comes merged into its base."""
+        state = full_state_dict(self.engine)
+        if state is None or not self.cfg.learner.lora.enabled:
+            return state
+        return merged_state(self.engine.module, state)
+
+    @torch.no_grad()
+    def weights_checksum(self) -> float:
+        """A float64 fingerprint of the parameters this rank holds (its own shard under ZeRO-3)."""
+        total = 0.0
+        for i, p in enumerate(self.engine.module.parameters()):
+            local = getattr(p, "ds_tensor", p)
+            total += (i + 1) * float(local.detach().double().sum())
+        return total
+
+    def save(self, directory: str) -> None:
+        """HF export of the (merged) policy into `directory` on rank 0; DeepSpeed state (optimizer,
+        scheduler, step) into `directory/learner_state` on every rank. Multi-node: needs shared storage."""
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        out = Path(directory)
+        state = self.weights_for_sync()
+        if state is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            dtype = torch.bfloat16 if self.cfg.learner.bf16 else torch.float32
+            skeleton = AutoModelForCausalLM.from_config(
+                AutoConfig.from_pretrained(self.model_dir), dtype=dtype
+            )
+            export_hf(state, skeleton, AutoTokenizer.from_pretrained(self.model_dir), out)
+        # LoRA: the frozen base is the model_dir's; only the adapter and its optimizer state are saved.
+        self.engine.save_checkpoint(
+            str(out / "learner_state"), exclude_frozen_parameters=self.cfg.learner.lora.enabled
+        )
+
+    def load(self, directory: str) -> None:
+        """Resume weights, optimizer and scheduler from `save(directory)`'s learner_state."""
+        path = Path(directory) / "learner_state"
+        loaded, _ = self.engine.load_checkpoint(
+            str(path), load_module_strict=not self.cfg.learner.lora.enabled
+        )
+        if loaded is None:
+            raise FileNotFoundError(
+                f"no DeepSpeed learner checkpoint under {path} (expected a 'latest' file there)"
+            )
+
+
+def merged_state(peft_model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """PEFT state dict -> the plain HF state dict of the merged model.
+
+    Adds each LoRA layer's delta to a copy of its base weight (the live weights are never merged and
+    unmerged in place, which in bf16 would drift a little at every sync) and drops the adapter keys.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    for name, module in peft_model.named_modules():
+        if isinstance(module, LoraLayer) and module.active_adapters:
+            key = f"{name}.base_layer.weight"
+            merged = state[key].float()
+            for adapter in module.active_adapters:
+                merged += module.get_delta_weight(adapter).detach().float().cpu()
+            state[key] = merged.to(state[key].dtype)
+    return {
+        k.removeprefix("base_model.model.").replace(".base_layer.", "."): v
+        for k, v in state.items()
+        if "lora_" not in k
+    }
+
+
+class LearnerGroup:
+    """M `LearnerRank` actors in one placement group; each method runs on every rank and gathers."""
+
+    def __init__(self, actors: list[Any], pg: PlacementGroup) -> None:
+        self.actors, self.pg = actors, pg
+
+    @classmethod
+    def create(cls, model_dir: str, cfg: RLConfig, seed: int = 0, timeout_s: float = 300.0) -> LearnerGroup:
+        lc = cfg.learner
+        micro_batches_per_rank(cfg)  # a bad config fails here, before anything is reserved
+        args = lambda r: (model_dir, cfg, r, lc.num_workers, seed)  # noqa: E731
+        group = cls(*start_ranks(LearnerRank, "learner", lc.num_workers, lc, args, timeout_s))
+        try:
+            addr, port, local = rendezvous(group.actors)
+            ray.get([a.setup.remote(addr, port, lr) for a, lr in zip(group.actors, local, strict=True)])
+        except BaseException:
+            group.shutdown()
+            raise
+        log.info("learner group: %d ranks, rendezvous %s:%d", lc.num_workers, addr, port)
+        return group
+
+    def _all(self, method: str, *args: Any) -> list[Any]:
+        return ray.get([getattr(a, method).remote(*args) for a in self.actors])
+
+    def _shares(self, method: str, items: list[Any]) -> list[Any]:
+        shares = split_even(items, len(self.actors))
+        return ray.get([getattr(a, method).remote(s) for a, s in zip(self.actors, shares, strict=True)])
+
+    def train_step(self, items: list[dict[str, Any]]) -> dict[str, float]:
+        """One GRPO update on the step's whole batch, split in order into equal shares per rank; the
+        stats are already reduced over ranks, so rank 0's are returned."""
+        if len(items) % len(self.actors):
+            raise ValueError(
+                f"LearnerGroup.train_step: {len(items)} samples do not split over {len(self.actors)} ranks"
+            )
+        return self._shares("train_step", items)[0]
+
+    def logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """Response-token log-probs; every rank scores a contiguous share (all must take part under ZeRO-3)."""
+        return [row for part in self._shares("logprobs", items) for row in part]
+
+    def weights_for_sync(self) -> ray.ObjectRef:
+        """The ObjectRef of rank 0's full state dict, once every rank has finished its part of the gather.
+        The driver passes the ref on, so the weights sit once in the object store and never visit it."""
+        refs = [a.weights_for_sync.remote() for a in self.actors]
+        ray.wait(refs, num_returns=len(refs), fetch_local=False)
+        ray.get(refs[1:])  # None each; raises if a rank failed
+        return refs[0]
+
+    def weights_checksums(self) -> list[float]:
+        return self._all("weights_checksum")
+
+    def save(self, directory: str) -> None:
+        self._all("save", directory)
+
+    def load(self, directory: str) -> None:
+        self._all("load", directory)
+
+    def shutdown(self) -> None:
+        stop_ranks(self.actors, self.pg)
+        self.actors = []

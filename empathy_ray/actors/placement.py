@@ -1,0 +1,107 @@
+"""Placing a role's actors together and giving a torch.distributed group its rendezvous.
+
+A multi-rank role (the learner group) needs all its ranks scheduled at once, or none: a placement
+group reserves every bundle atomically, so two half-placed groups cannot deadlock each other.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from empathy_ray.config import ActorResources
+
+
+def bundle(res: ActorResources) -> dict[str, float]:
+    """One actor's reservation: CPUs, GPUs and custom node resources; zero amounts are left out
+    (Ray rejects a bundle entry of 0)."""
+    wanted = {"CPU": res.num_cpus, "GPU": res.num_gpus, **res.resources}
+    return {name: float(amount) for name, amount in wanted.items() if amount > 0}
+
+
+def reserve(role: str, count: int, res: ActorResources, timeout_s: float) -> PlacementGroup:
+    """A PACK placement group of `count` identical bundles, ready; raises when the cluster cannot
+    hold it within `timeout_s` (and removes the pending request, so it does not hold resources later)."""
+    bundles = [bundle(res) for _ in range(count)]
+    pg = placement_group(bundles, strategy="PACK", name=f"empathy-ray-{role}")
+    try:
+        ray.get(pg.ready(), timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        remove_placement_group(pg)
+        raise RuntimeError(
+            f"could not place the {role}: {count} bundles of {bundles[0]} (strategy PACK) did not fit within "
+            f"{timeout_s:g} s; cluster total {ray.cluster_resources()}, available now {ray.available_resources()}. "
+            f"Lower rl.{role}.num_workers or rl.{role}.num_cpus / num_gpus / resources, free what other roles "
+            "hold, or add nodes that carry these resources"
+        ) from None
+    return pg
+
+
+def start_ranks(
+    cls: type, role: str, count: int, res: ActorResources, args: Callable[[int], tuple], timeout_s: float
+) -> tuple[list[ActorHandle], PlacementGroup]:
+    """`count` actors of `cls`, rank r in bundle r of one fresh placement group, built with `args(r)`."""
+    pg = reserve(role, count, res, timeout_s)
+    remote = ray.remote(cls)
+    actors = [
+        remote.options(
+            num_cpus=res.num_cpus,
+            num_gpus=res.num_gpus,
+            resources=dict(res.resources),
+            scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=r),
+        ).remote(*args(r))
+        for r in range(count)
+    ]
+    return actors, pg
+
+
+def stop_ranks(actors: list[ActorHandle], pg: PlacementGroup) -> None:
+    for actor in actors:
+        ray.kill(actor)
+    remove_placement_group(pg)
+
+
+def rendezvous(actors: list[ActorHandle]) -> tuple[str, int, list[int]]:
+    """Rank 0's node IP and a free port there (asked of rank 0 itself: only it knows which ports are free
+    on its node), and each rank's local rank on its node. Every actor must have `address()`."""
+    addresses = ray.get([a.address.remote() for a in actors])
+    return addresses[0][0], addresses[0][1], local_ranks([ip for ip, _ in addresses])
+
+
+def free_port() -> int:
+    """A TCP port free on this node now (the OS picks it); the caller binds it soon after."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("", 0))
+        return int(s.getsockname()[1])
+
+
+def node_address() -> tuple[str, int]:
+    """This process's node IP as the other nodes reach it, and a free port on that node."""
+    return ray.util.get_node_ip_address(), free_port()
+
+
+def local_ranks(ips: list[str]) -> list[int]:
+    """Rank of each process among those on the same node, in global rank order."""
+    seen: dict[str, int] = {}
+    out = []
+    for ip in ips:
+        out.append(seen.get(ip, 0))
+        seen[ip] = out[-1] + 1
+    return out
+
+
+def split_even(items: list[Any], parts: int) -> list[list[Any]]:
+    """Contiguous chunks whose sizes differ by at most one; the first chunks are the larger ones."""
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out

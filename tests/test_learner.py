@@ -1,0 +1,279 @@
+"""The GRPO learner: log-prob alignment against a plain HF forward, the direction of an update, the
+non-finite guard, LoRA merging, save/load, and the Ray group under ZeRO-2 and ZeRO-3."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import ray
+import torch
+import torch.distributed as dist
+from transformers import AutoModelForCausalLM
+
+from empathy_ray.actors import learner as learner_mod
+from empathy_ray.actors.learner import LearnerGroup, LearnerRank, micro_batches_per_rank
+from empathy_ray.actors.placement import free_port, local_ranks, split_even
+from empathy_ray.config import AlgoConfig, LearnerConfig, LoraConfig, RLConfig, RolloutConfig
+
+# Rows of different prompt and response lengths, one with an empty response.
+PAIRS = [
+    ([5, 6, 7, 8, 9], [10, 11, 12, 13]),
+    ([20, 21, 22], [30, 31, 32, 33, 34, 35]),
+    ([40, 41, 42, 43, 44, 45, 46], [50]),
+    ([60], [61, 62]),
+    ([70, 71], []),
+]
+STAT_KEYS = {
+    "train/policy_loss",
+    "train/pg_loss",
+    "train/kl",
+    "train/clip_frac",
+    "train/entropy",
+    "train/approx_kl_old",
+    "train/ratio_mean",
+    "train/grad_norm",
+    "train/lr",
+    "train/tokens",
+    "train/skipped_microbatches",
+}
+
+
+def rl_config(
+    workers: int = 1,
+    zero: int = 2,
+    mbs: int = 2,
+    lora: bool = False,
+    inner_epochs: int = 1,
+    kl_coef: float = 0.0,
+) -> RLConfig:
+    """4 samples per step (2 prompts x 2), lr large enough for one step to show on a tiny model."""
+    return RLConfig(
+        prompts_per_step=2,
+        algo=AlgoConfig(group_size=2, kl_coef=kl_coef),
+        rollout=RolloutConfig(max_new_tokens=8),
+        learner=LearnerConfig(
+            num_workers=workers,
+            zero_stage=zero,
+            micro_batch_size=mbs,
+            lr=1e-2 if lora else 1e-3,
+            inner_epochs=inner_epochs,
+            lora=LoraConfig(enabled=lora, r=4, alpha=8),
+        ),
+    )
+
+
+def step_items(advantages: list[float], ref: list[list[float]] | None = None) -> list[dict]:
+    pairs = [
+        ([3, 4, 5], [100, 101, 102, 103]),
+        ([6, 7], [200, 201, 202]),
+        ([8, 9, 10, 11], [300, 301]),
+        ([12], [400]),
+    ]
+    return [
+        {"prompt_ids": p, "response_ids": r, "advantage": a, "ref_logprobs": ref[i] if ref else []}
+        for i, ((p, r), a) in enumerate(zip(pairs, advantages, strict=True))
+    ]
+
+
+def hf_logprobs(model: torch.nn.Module, pairs) -> list[list[float]]:
+    """One unpadded forward per row, float64 log_softmax: the definition the learner must match."""
+    out = []
+    with torch.no_grad():
+        for p, r in pairs:
+            logits = model(input_ids=torch.tensor([p + r])).logits[0].double()
+            logp = torch.log_softmax(logits, dim=-1)
+            out.append([float(logp[len(p) - 1 + j, tok]) for j, tok in enumerate(r)])
+    return out
+
+
+def hf_model(model_dir, state: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    if state is not None:
+        model.load_state_dict(state, strict=True)
+    return model
+
+
+def max_diff(a: list[list[float]], b: list[list[float]]) -> float:
+    assert [len(x) for x in a] == [len(x) for x in b]
+    return max(
+        (abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)), default=0.0
+    )
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    """One gloo process group of one rank, shared by this module's in-process learners; the RANK/...
+    variables they set are undone afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {
+            "RANK": "0",
+            "LOCAL_RANK": "0",
+            "WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1",
+        }.items():
+            mp.setenv(key, value)
+        port = free_port()
+        mp.setenv("MASTER_PORT", str(port))
+        yield "127.0.0.1", port
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.fixture
+def make_rank(tiny_model_dir, process_group):
+    def make(**kw) -> LearnerRank:
+        rank = LearnerRank(str(tiny_model_dir), rl_config(**kw), rank=0, world_size=1, seed=0)
+        rank.setup(*process_group)
+        return rank
+
+    return make
+
+
+def test_split_checks_and_helpers():
+    assert micro_batches_per_rank(rl_config(workers=1, mbs=2)) == 2
+    with pytest.raises(
+        ValueError, match=r"rl\.prompts_per_step.*rl\.algo\.group_size.*num_workers=2.*micro_batch_size=3"
+    ):
+        micro_batches_per_rank(rl_config(workers=2, mbs=3))
+    with pytest.raises(ValueError, match="zero_stage=3 is not supported"):
+        LearnerRank("unused", rl_config(zero=3, lora=True), rank=0, world_size=1)
+    assert split_even(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
+    assert split_even([1], 3) == [[1], [], []]
+    assert local_ranks(["a", "b", "a", "a", "b"]) == [0, 0, 1, 2, 1]
+
+
+def test_logprobs_match_a_plain_hf_forward(make_rank, tiny_model_dir):
+    rank = make_rank()
+    got = rank.logprobs(PAIRS)
+    expected = hf_logprobs(hf_model(tiny_model_dir, rank.weights_for_sync()), PAIRS)
+    assert [len(row) for row in got] == [4, 6, 1, 2, 0]
+    assert max_diff(got, expected) < 1e-5
+
+
+def test_update_follows_the_advantage_sign(make_rank, tiny_model_dir):
+    rank = make_rank()
+    items = step_items([1.0, -1.0, 0.0, 0.0])
+    pairs = [(it["prompt_ids"], it["response_ids"]) for it in items]
+    before = [sum(row) for row in rank.logprobs(pairs)]
+    w0 = rank.weights_for_sync()
+
+    stats = rank.train_step(items)
+
+    after = [sum(row) for row in rank.logprobs(pairs)]
+    assert after[0] > before[0] + 0.05  # positive advantage: more likely
+    assert after[1] < before[1] - 0.05  # negative advantage: less likely
+    assert set(stats) == STAT_KEYS and all(math.isfinite(v) for v in stats.values())
+    assert stats["train/ratio_mean"] == 1.0 and stats["train/clip_frac"] == 0.0  # inner_epochs 1: on-policy
+    assert stats["train/tokens"] == 10 and stats["train/skipped_microbatches"] == 0
+    # ratio 1: micro-batch 1 is -(4 tokens * +1 + 3 tokens * -1) / 7, micro-batch 2 has zero advantages
+    assert stats["train/pg_loss"] == pytest.approx((-1 / 7 + 0.0) / 2)
+    assert stats["train/lr"] == pytest.approx(1e-3) and stats["train/grad_norm"] > 0
+
+    w1 = rank.weights_for_sync()
+    assert list(w1) == list(hf_model(tiny_model_dir).state_dict())  # plain HF names, tied head included
+    assert all(w1[k].dtype == torch.float32 and w1[k].device.type == "cpu" for k in w1)
+    assert not torch.equal(
+        w0["model.layers.0.self_attn.q_proj.weight"], w1["model.layers.0.self_attn.q_proj.weight"]
+    )
+
+
+@pytest.mark.parametrize("zero", [2, 3])
+def test_non_finite_loss_is_skipped_on_every_rank(make_rank, monkeypatch, zero):
+    rank = make_rank(zero=zero)
+    w0 = rank.weights_for_sync()
+    real = learner_mod.policy_loss
+    monkeypatch.setattr(learner_mod, "policy_loss", lambda *a, **kw: (real(*a, **kw)[0] * math.nan, {}))
+
+    stats = rank.train_step(step_items([1.0, -1.0, 0.5, 0.0]))
+
+    assert stats["train/skipped_microbatches"] == 2
+    assert math.isnan(stats["train/pg_loss"])  # no micro-batch left to average
+    # Both micro-batches gave exact zero gradients: Adam's first step with g = 0 moves nothing.
+    w1 = rank.weights_for_sync()
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+
+
+def test_bad_items_are_rejected_with_the_field_named(make_rank):
+    rank = make_rank(kl_coef=0.1)
+    with pytest.raises(ValueError, match="this rank's share of a step is 4"):
+        rank.train_step(step_items([1.0, 0.0, 0.0, 0.0])[:3])
+    with pytest.raises(ValueError, match="needs ref_logprobs"):
+        rank.train_step(step_items([1.0, 0.0, 0.0, 0.0]))
+    items = step_items([1.0, 0.0, 0.0, 0.0], ref=[[-1.0] * 4, [-1.0] * 3, [-1.0] * 2, [-1.0]])
+    items[2]["advantage"] = math.inf
+    with pytest.raises(ValueError, match="item 2 has advantage inf"):
+        rank.train_step(items)
+
+
+def test_lora_merges_into_plain_hf_weights(make_rank, tiny_model_dir):
+    rank = make_rank(lora=True, inner_epochs=2, kl_coef=0.1)
+    base = hf_model(tiny_model_dir).state_dict()
+    merged0 = rank.weights_for_sync()
+    assert list(merged0) == list(base)
+    assert all(torch.equal(merged0[k], base[k]) for k in base)  # lora_B starts at 0: nothing to add yet
+    items = step_items([1.0, -1.0, 0.0, 0.5])
+    ref = rank.logprobs([(it["prompt_ids"], it["response_ids"]) for it in items])
+    for it, row in zip(items, ref, strict=True):
+        it["ref_logprobs"] = row
+
+    stats = rank.train_step(items)
+
+    merged1 = rank.weights_for_sync()
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(merged1[q], base[q])
+    assert torch.equal(merged1["model.embed_tokens.weight"], base["model.embed_tokens.weight"])  # frozen
+    # The merged weights are the model the learner now runs.
+    model = hf_model(tiny_model_dir, merged1)
+    pairs = [(it["prompt_ids"], it["response_ids"]) for it in items]
+    assert max_diff(rank.logprobs(pairs), hf_logprobs(model, pairs)) < 1e-5
+    # Second inner epoch: the policy has moved away from the old (and reference) log-probs.
+    assert stats["train/ratio_mean"] != 1.0 and stats["train/approx_kl_old"] > 0 and stats["train/kl"] > 0
+
+
+@pytest.mark.parametrize("zero", [2, 3])
+def test_save_exports_hf_and_load_restores_the_state(make_rank, tmp_path, zero):
+    rank = make_rank(zero=zero)
+    rank.train_step(step_items([1.0, -1.0, 0.0, 0.0]))
+    saved = rank.weights_for_sync()
+    rank.save(str(tmp_path))
+
+    exported = hf_model(tmp_path).state_dict()
+    assert all(torch.equal(exported[k], saved[k]) for k in saved)
+    assert (tmp_path / "learner_state" / "latest").is_file()
+
+    rank.train_step(step_items([-1.0, 1.0, 0.0, 0.0]))
+    rank.load(str(tmp_path))
+    restored = rank.weights_for_sync()
+    assert all(torch.equal(restored[k], saved[k]) for k in saved)
+
+
+@pytest.mark.parametrize("zero", [2, 3])
+def test_group_trains_in_lockstep(ray_cluster, tiny_model_dir, zero):
+    # micro-batch 1: each rank's 2 samples are 2 micro-batches; 3 log-prob rows give rank 1 an idle round
+    group = LearnerGroup.create(str(tiny_model_dir), rl_config(workers=2, zero=zero, mbs=1), seed=0)
+    try:
+        pairs = PAIRS[:3]
+        assert max_diff(group.logprobs(pairs), hf_logprobs(hf_model(tiny_model_dir), pairs)) < 1e-5
+        before = group.weights_checksums()
+
+        stats = group.train_step(step_items([1.0, -1.0, 0.5, -0.5]))
+
+        assert (
+            set(stats) == STAT_KEYS and stats["train/tokens"] == 10 and math.isfinite(stats["train/pg_loss"])
+        )
+        after = group.weights_checksums()
+        if zero == 2:  # every rank holds the full weights: they must agree exactly
+            assert after[0] == after[1] and after != before
+        ref = group.weights_for_sync()
+        assert isinstance(ref, ray.ObjectRef)
+        weights = ray.get(ref)
+        base = hf_model(tiny_model_dir).state_dict()
+        assert list(weights) == list(base)
+        assert all(weights[k].shape == base[k].shape for k in base)  # gathered, not ZeRO-3 shards
+        q = "model.layers.1.mlp.down_proj.weight"
+        assert not torch.equal(weights[q], base[q])
+        # The gathered weights are the ones the ranks compute with.
+        assert max_diff(group.logprobs(pairs), hf_logprobs(hf_model(tiny_model_dir, weights), pairs)) < 1e-5
+    finally:
+        group.shutdown()
