@@ -22,6 +22,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "model tiny": ("empathy_ray.modeling.tiny", "tiny_main", "build a random-weight tiny model offline"),
     "sft": ("empathy_ray.train.sft", "sft_main", "CoE supervised fine-tuning as a Ray Train job"),
     "rm": ("empathy_ray.train.rm", "rm_main", "reward-model training as a Ray Train job"),
+    "rl": (
+        "empathy_ray.pipeline",
+        "rl_main",
+        "GRPO on Ray actors (runs SFT and RM first when their outputs are missing)",
+    ),
 }
 
 
@@ -60,7 +65,9 @@ def _data_validate_args(p: argparse.ArgumentParser) -> None:
 def _convert_psyqa_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="PsyQA JSON (list) or JSONL file")
     p.add_argument("output", help="Empathy-QA output (.jsonl or .parquet)")
-    p.add_argument("--min-answer-chars", type=int, default=0, help="drop answers shorter than this (paper: 100)")
+    p.add_argument(
+        "--min-answer-chars", type=int, default=0, help="drop answers shorter than this (paper: 100)"
+    )
 
 
 def _samples_args(p: argparse.ArgumentParser) -> None:
@@ -73,7 +80,13 @@ def _tiny_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _rl_args(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue GRPO from the run's last checkpoint")
+
+
 _ARGS = {
+    "rl": _rl_args,
     "coe check": _coe_check_args,
     "data validate": _data_validate_args,
     "data convert-psyqa": _convert_psyqa_args,

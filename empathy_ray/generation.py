@@ -29,7 +29,9 @@ def _cpu_only() -> bool:
     return not torch.cuda.is_available()
 
 
-def vllm_engine(model_dir: str, seed: int = 0, max_model_len: int = 2048, tensor_parallel_size: int = 1, **kw):
+def vllm_engine(
+    model_dir: str, seed: int = 0, max_model_len: int = 2048, tensor_parallel_size: int = 1, **kw
+):
     """Start a vLLM `LLM` in this process. On CPU: in-process engine, eager mode, small KV cache."""
     if _cpu_only():
         # In-process and eager: ~3 s to start instead of 25-60 s (ENVIRONMENT.md); fp32 avoids the
@@ -86,7 +88,10 @@ def _hf_generate(model_dir, prompts, max_new_tokens, temperature, seed) -> list[
     for i in range(0, len(prompts), 16):
         chunk = prompts[i : i + 16]
         ids = pad_batch(chunk, tok.pad_token_id, pad_left=True)
-        mask = (torch.arange(ids.shape[1])[None, :] >= (ids.shape[1] - torch.tensor([len(p) for p in chunk]))[:, None]).long()
+        mask = (
+            torch.arange(ids.shape[1])[None, :]
+            >= (ids.shape[1] - torch.tensor([len(p) for p in chunk]))[:, None]
+        ).long()
         with torch.no_grad():
             gen = model.generate(
                 input_ids=ids,
@@ -95,7 +100,7 @@ def _hf_generate(model_dir, prompts, max_new_tokens, temperature, seed) -> list[
                 do_sample=temperature > 0,
                 temperature=temperature if temperature > 0 else None,
                 top_p=None,
-                top_k=None,
+                top_k=0 if temperature > 0 else None,  # transformers would apply top-k 50 otherwise
                 pad_token_id=tok.pad_token_id,
             )
         for row in gen[:, ids.shape[1] :].tolist():

@@ -49,7 +49,9 @@ class Run:
     def record(self, stage: str, result: dict[str, Any]) -> None:
         self.summary[stage] = result
         self.summary["config"] = to_dict(self.cfg)
-        atomic_write_text(self.summary_path, json.dumps(self.summary, ensure_ascii=False, indent=2, default=str))
+        atomic_write_text(
+            self.summary_path, json.dumps(self.summary, ensure_ascii=False, indent=2, default=str)
+        )
 
 
 def ensure_base_model(run: Run) -> Path:
@@ -70,7 +72,9 @@ def stage_sft(run: Run) -> dict[str, Any]:
 
     result = run_sft(run.cfg, ensure_base_model(run), run.sft_model)
     samples = result.pop("_samples")
-    atomic_write_text(run.dir / "sft" / "eval_samples.json", json.dumps(samples, ensure_ascii=False, indent=2))
+    atomic_write_text(
+        run.dir / "sft" / "eval_samples.json", json.dumps(samples, ensure_ascii=False, indent=2)
+    )
     run.record("sft", result)
     return result
 
@@ -89,26 +93,60 @@ def stage_rm(run: Run) -> dict[str, Any]:
     return result
 
 
-STAGES = {"sft": stage_sft, "rm": stage_rm}
+def stage_rl(run: Run, resume: bool = False) -> dict[str, Any]:
+    from empathy_ray.rl import run_rl
+
+    result = run_rl(run.cfg, run.dir, run.sft_model, run.rm_model, resume=resume)
+    run.record("rl", result)
+    return result
 
 
-def run_stages(cfg: Config, stages: list[str]) -> dict[str, Any]:
+STAGES = {"sft": stage_sft, "rm": stage_rm, "rl": stage_rl}
+
+
+def missing_prerequisites(run: Run) -> list[str]:
+    """Stages GRPO needs whose outputs are not in the run folder (and not given in the config)."""
+    todo = []
+    if not run.cfg.rl.policy_model and not (run.sft_model / "config.json").exists():
+        todo.append("sft")
+    wants_rm = run.cfg.rl.reward_model != "none" and run.cfg.rl.reward.rm_weight != 0
+    if wants_rm and not run.cfg.rl.reward_model and not (run.rm_model / "config.json").exists():
+        todo.append("rm")
+    return todo
+
+
+def run_stages(cfg: Config, stages: list[str], resume: bool = False) -> dict[str, Any]:
     run = Run(cfg)
     init_ray(cfg.ray)
     t0 = time.perf_counter()
+    if "rl" in stages and "sft" not in stages:
+        stages = [*missing_prerequisites(run), *stages]
     for name in stages:
         log.info("=== stage %s ===", name)
-        STAGES[name](run)
+        if name == "rl":
+            stage_rl(run, resume=resume)
+        else:
+            STAGES[name](run)
     run.summary["wall_s"] = round(time.perf_counter() - t0, 1)
     run.record("run", {"dir": str(run.dir), "stages": stages})
     return run.summary
 
 
-def run_stage_cli(cfg: Config, stage: str) -> int:
+def run_stage_cli(cfg: Config, stage: str, resume: bool = False) -> int:
     setup_process()
-    summary = run_stages(cfg, [stage])
+    summary = run_stages(cfg, [stage], resume=resume)
     print(json.dumps(summary[stage], ensure_ascii=False, indent=2, default=str))
     return 0
+
+
+def rl_main(args) -> int:
+    setup_process()
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        log.error("%s", e)
+        return 2
+    return run_stage_cli(cfg, "rl", resume=args.resume)
 
 
 def demo_main(args) -> int:
@@ -124,12 +162,21 @@ def demo_main(args) -> int:
 
 
 def _print_demo(summary: dict[str, Any], cfg: Config) -> None:
-    sft, rm = summary.get("sft", {}), summary.get("rm", {})
+    sft, rm, rl = summary.get("sft", {}), summary.get("rm", {}), summary.get("rl", {})
     print()
     print(f"run folder: {cfg.run.dir.resolve()}")
     print(
         f"SFT : loss {sft.get('loss_first', float('nan')):.3f} -> {sft.get('loss_last', float('nan')):.3f}, "
         f"held-out CoE validity {sft.get('coe_validity', 0):.2f} ({sft.get('eval_prompts')} prompts, greedy)"
     )
-    print(f"RM  : held-out pairwise accuracy {rm.get('pairwise_accuracy', 0):.3f} on {rm.get('eval_pairs')} pairs")
+    print(
+        f"RM  : held-out pairwise accuracy {rm.get('pairwise_accuracy', 0):.3f} on {rm.get('eval_pairs')} pairs"
+    )
+    if rl:
+        b, a = rl.get("held_out_before", {}), rl.get("held_out_after", {})
+        print(
+            f"GRPO: {rl.get('steps')} steps, held-out reward {b.get('total_mean', float('nan')):.3f} -> "
+            f"{a.get('total_mean', float('nan')):.3f}, format {b.get('format_mean', float('nan')):.2f} -> "
+            f"{a.get('format_mean', float('nan')):.2f}, KL {rl.get('kl_last') or 0:.4f}"
+        )
     print(f"summary: {cfg.run.dir.resolve() / 'summary.json'}  ({summary.get('wall_s')} s)")

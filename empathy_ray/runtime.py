@@ -38,7 +38,9 @@ def worker_env() -> dict[str, str]:
 
 def setup_process(level: int = logging.INFO) -> None:
     os.environ.update({k: v for k, v in worker_env().items() if k not in os.environ})
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
 
 
 def _cluster_running() -> bool:

@@ -70,13 +70,20 @@ class ObjectStoreSync:
         self.workers = list(workers)
         self.timeout_s = timeout_s
 
-    def publish(self, named_tensors: dict[str, torch.Tensor], version: int) -> SyncStats:
+    def publish(self, named_tensors: dict[str, torch.Tensor] | Any, version: int) -> SyncStats:
+        """`named_tensors` may already be an ObjectRef (the learner's return value): then it is not
+        put again, and the weights never pass through the driver."""
         import ray
 
         t0 = time.perf_counter()
-        ref = ray.put({k: v.detach().cpu() for k, v in named_tensors.items()})
-        ray.get([w.update_weights.remote(ref, version) for w in self.workers], timeout=self.timeout_s)
-        stats = SyncStats.measured(_nbytes(named_tensors), time.perf_counter() - t0, "object_store", version)
+        if isinstance(named_tensors, ray.ObjectRef):
+            ref = named_tensors
+        else:
+            ref = ray.put({k: v.detach().cpu() for k, v in named_tensors.items()})
+        loaded = ray.get(
+            [w.update_weights.remote(ref, version) for w in self.workers], timeout=self.timeout_s
+        )
+        stats = SyncStats.measured(loaded[0], time.perf_counter() - t0, "object_store", version)
         return _log(stats, len(self.workers))
 
 

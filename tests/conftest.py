@@ -20,14 +20,14 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray for the whole session (4 logical CPUs: 2 trainer ranks + actors on 2 cores)."""
+    """One local Ray for the whole session: 8 logical CPUs (every RL role has its own actor) on 2 cores."""
     import ray
 
     from empathy_ray.runtime import setup_process, worker_env
 
     setup_process()
     tmp = tempfile.mkdtemp(prefix="er-ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    ray.init(num_cpus=4, _temp_dir=tmp, include_dashboard=False, runtime_env={"env_vars": worker_env()})
+    ray.init(num_cpus=8, _temp_dir=tmp, include_dashboard=False, runtime_env={"env_vars": worker_env()})
     yield ray
     ray.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -39,3 +39,33 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from empathy_ray.modeling.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-test", preset="test", seed=0)
+
+
+def short_run_overrides(output_root: Path, model_dir: Path, *extra: str) -> list[str]:
+    """A pipeline run sized for tests: the 'test' preset model, short sequences, few epochs."""
+    return [
+        f"run.output_root={output_root}",
+        "run.name=t",
+        f"model.path={model_dir}",
+        "data.max_prompt_tokens=96",
+        "data.max_response_tokens=160",
+        "sft.epochs=2",
+        "sft.eval_prompts=4",
+        "sft.eval_max_new_tokens=16",
+        "sft.log_every=2",
+        "rm.epochs=1",
+        "rm.log_every=2",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def trained_run(ray_cluster, tiny_model_dir, tmp_path_factory):
+    """SFT then RM (ZeRO-2, 2 Ray Train workers) once per session: (config, summary, run folder)."""
+    from empathy_ray.config import load_config
+    from empathy_ray.pipeline import run_stages
+
+    root = tmp_path_factory.mktemp("runs")
+    cfg = load_config(None, short_run_overrides(root, tiny_model_dir))
+    summary = run_stages(cfg, ["sft", "rm"])
+    return cfg, summary, root / "t"

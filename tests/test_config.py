@@ -14,7 +14,10 @@ def test_defaults_are_the_demo_recipe():
 
 
 def test_dotted_overrides_are_typed():
-    cfg = load_config(None, ["sft.lr=2e-4", "sft.zero_stage=3", "data.split_fractions=[0.7,0.2,0.1]", "sft.lora.enabled=true"])
+    cfg = load_config(
+        None,
+        ["sft.lr=2e-4", "sft.zero_stage=3", "data.split_fractions=[0.7,0.2,0.1]", "sft.lora.enabled=true"],
+    )
     assert cfg.sft.lr == pytest.approx(2e-4)
     assert cfg.sft.zero_stage == 3
     assert cfg.data.split_fractions == (0.7, 0.2, 0.1)

@@ -16,33 +16,17 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from empathy_ray.config import load_config
 from empathy_ray.metrics import read_metrics
 from empathy_ray.pipeline import run_stages
+from tests.conftest import short_run_overrides
 
 pytestmark = pytest.mark.slow
 
 
 def _cfg(tmp_path, model_dir, *extra):
-    return load_config(
-        None,
-        [
-            f"run.output_root={tmp_path}",
-            "run.name=t",
-            f"model.path={model_dir}",
-            "data.max_prompt_tokens=96",
-            "data.max_response_tokens=160",
-            "sft.epochs=2",
-            "sft.eval_prompts=4",
-            "sft.eval_max_new_tokens=16",
-            "sft.log_every=2",
-            "rm.epochs=1",
-            "rm.log_every=2",
-            *extra,
-        ],
-    )
+    return load_config(None, short_run_overrides(tmp_path, model_dir, *extra))
 
 
-def test_sft_then_rm_zero2(ray_cluster, tiny_model_dir, tmp_path):
-    cfg = _cfg(tmp_path, tiny_model_dir)
-    summary = run_stages(cfg, ["sft", "rm"])
+def test_sft_then_rm_zero2(trained_run):
+    _, summary, run_dir = trained_run
     sft, rm = summary["sft"], summary["rm"]
     print("SFT", {k: sft[k] for k in ("loss_first", "loss_last", "eval_loss_first", "eval_loss_last")})
     assert sft["workers"] == 2 and sft["zero_stage"] == 2
@@ -53,7 +37,6 @@ def test_sft_then_rm_zero2(ray_cluster, tiny_model_dir, tmp_path):
     assert rm["eval_pairs"] > 0 and 0.0 <= rm["pairwise_accuracy"] <= 1.0
     assert rm["base_model"].endswith("sft/model")  # the RM starts from the SFT policy
 
-    run_dir = tmp_path / "t"
     on_disk = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert on_disk["sft"]["loss_last"] == sft["loss_last"]
     rows = read_metrics(run_dir / "sft" / "metrics.jsonl")

@@ -392,6 +392,15 @@ class LearnerRank:
     def save(self, directory: str) -> None:
         """HF export of the (merged) policy into `directory` on rank 0; DeepSpeed state (optimizer,
         scheduler, step) into `directory/learner_state` on every rank. Multi-node: needs shared storage."""
+        out = Path(directory)
+        self.export(directory)
+        # LoRA: the frozen base is the model_dir's; only the adapter and its optimizer state are saved.
+        self.engine.save_checkpoint(
+            str(out / "learner_state"), exclude_frozen_parameters=self.cfg.learner.lora.enabled
+        )
+
+    def export(self, directory: str) -> None:
+        """The (merged) policy as a plain HF directory, written by rank 0 (collective under ZeRO-3)."""
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         out = Path(directory)
@@ -403,10 +412,6 @@ class LearnerRank:
                 AutoConfig.from_pretrained(self.model_dir), dtype=dtype
             )
             export_hf(state, skeleton, AutoTokenizer.from_pretrained(self.model_dir), out)
-        # LoRA: the frozen base is the model_dir's; only the adapter and its optimizer state are saved.
-        self.engine.save_checkpoint(
-            str(out / "learner_state"), exclude_frozen_parameters=self.cfg.learner.lora.enabled
-        )
 
     def load(self, directory: str) -> None:
         """Resume weights, optimizer and scheduler from `save(directory)`'s learner_state."""
@@ -499,6 +504,9 @@ class LearnerGroup:
 
     def load(self, directory: str) -> None:
         self._all("load", directory)
+
+    def export(self, directory: str) -> None:
+        self._all("export", directory)
 
     def shutdown(self) -> None:
         stop_ranks(self.actors, self.pg)

@@ -228,12 +228,13 @@ class RolloutEngine:
                 )
         return samples
 
-    def update_weights(self, named_tensors: NamedTensors, version: int) -> None:
-        """Load HF-named tensors (all of the model or a subset) into the running engine."""
+    def update_weights(self, named_tensors: NamedTensors, version: int) -> int:
+        """Load HF-named tensors (all of the model or a subset) into the running engine; returns bytes loaded."""
         named = list(named_tensors.items()) if isinstance(named_tensors, dict) else list(named_tensors)
         self._backend.load(named)
         self.weight_version = version
         log.info("rollout weights now version %d (%d tensors)", version, len(named))
+        return sum(t.numel() * t.element_size() for _, t in named)
 
     def weights_checksum(self) -> dict[str, float]:
         """`vllm_ext.checksum` of the weights inside the engine; compare with `checksums_match`."""

@@ -23,7 +23,9 @@ def messages_for(post_text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": post_text}]
 
 
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, post_text: str, max_tokens: int | None = None) -> list[int]:
+def prompt_ids(
+    tokenizer: PreTrainedTokenizerBase, post_text: str, max_tokens: int | None = None
+) -> list[int]:
     """Token ids of the chat prompt, ending with the assistant header.
 
     A post longer than `max_tokens` is cut in the middle of the user text (beginning and end
@@ -36,7 +38,9 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, post_text: str, max_tokens: i
     excess = len(ids) - max_tokens + 1  # +1 for the ellipsis token(s) below
     keep_head = max(0, (len(body) - excess) // 2)
     keep_tail = max(0, len(body) - excess - keep_head)
-    cut = tokenizer.decode(body[:keep_head]) + "……" + (tokenizer.decode(body[-keep_tail:]) if keep_tail else "")
+    cut = (
+        tokenizer.decode(body[:keep_head]) + "……" + (tokenizer.decode(body[-keep_tail:]) if keep_tail else "")
+    )
     ids = _encode_prompt(tokenizer, cut)
     return ids[-max_tokens:] if len(ids) > max_tokens else ids
 

@@ -53,7 +53,9 @@ def sample_corpus() -> Iterator[str]:
         yield pair.rejected
 
 
-def build_tiny_model(out_dir: str | Path, preset: str = "demo", seed: int = 0, vocab_size: int = 6000) -> Path:
+def build_tiny_model(
+    out_dir: str | Path, preset: str = "demo", seed: int = 0, vocab_size: int = 6000
+) -> Path:
     """Build tokenizer + random model and save them as an HF directory (atomically)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -81,7 +83,9 @@ def build_tiny_model(out_dir: str | Path, preset: str = "demo", seed: int = 0, v
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-    log.info("tiny model %r: %.2fM parameters, vocab %d -> %s", preset, n_params / 1e6, len(tokenizer), out_dir)
+    log.info(
+        "tiny model %r: %.2fM parameters, vocab %d -> %s", preset, n_params / 1e6, len(tokenizer), out_dir
+    )
     return out_dir
 
 

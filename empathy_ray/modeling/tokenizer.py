@@ -18,11 +18,7 @@ from empathy_ray.coe import LAYERS
 EOS = "<|endoftext|>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [EOS, IM_START, IM_END]
-COE_TAGS = [
-    t
-    for name in ("empathy_think", *LAYERS, "answer")
-    for t in (f"<{name}>", f"</{name}>")
-]
+COE_TAGS = [t for name in ("empathy_think", *LAYERS, "answer") for t in (f"<{name}>", f"</{name}>")]
 
 # Qwen2-style chat markup: the same template shape real Qwen2.5 checkpoints use, so prompts built
 # for the tiny model and for a real local model go through one code path (apply_chat_template).

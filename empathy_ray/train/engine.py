@@ -106,14 +106,18 @@ def full_state_dict(engine) -> dict[str, torch.Tensor] | None:
     return {k: v.detach().to("cpu").clone() for k, v in sd.items()}
 
 
-def export_hf(state_dict: dict[str, torch.Tensor], skeleton: torch.nn.Module, tokenizer, out_dir: Path) -> None:
+def export_hf(
+    state_dict: dict[str, torch.Tensor], skeleton: torch.nn.Module, tokenizer, out_dir: Path
+) -> None:
     """Load `state_dict` into a CPU copy of the trained module and save a plain HF directory.
 
     A LoRA model is merged into its base first, so the export loads without PEFT (in vLLM too).
     """
     missing, unexpected = skeleton.load_state_dict(state_dict, strict=False)
     if unexpected or [k for k in missing if "lora_" not in k]:
-        raise RuntimeError(f"export: weights do not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise RuntimeError(
+            f"export: weights do not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     model = skeleton.merge_and_unload() if hasattr(skeleton, "merge_and_unload") else skeleton
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

@@ -91,7 +91,9 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
     trainer = TorchTrainer(
         job.loop,
         train_loop_config={"cfg": cfg, "base_model": str(Path(job.base_model).resolve())},
-        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu, resources_per_worker=resources),
+        scaling_config=ScalingConfig(
+            num_workers=tc.num_workers, use_gpu=tc.use_gpu, resources_per_worker=resources
+        ),
         torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
         run_config=RunConfig(name=f"{cfg.run.name}-{job.name}", storage_path=str(run_dir / "ray_train")),
     )

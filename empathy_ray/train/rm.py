@@ -24,15 +24,22 @@ def rm_input_ids(tokenizer, post_text: str, reply: str, max_prompt: int, max_rep
     """What the reward model reads: the chat prompt, then the reply (answer text only, no CoE)."""
     from empathy_ray.modeling.chat import prompt_ids
 
-    return prompt_ids(tokenizer, post_text, max_prompt) + tokenizer.encode(reply, add_special_tokens=False)[:max_reply]
+    return (
+        prompt_ids(tokenizer, post_text, max_prompt)
+        + tokenizer.encode(reply, add_special_tokens=False)[:max_reply]
+    )
 
 
 def _pairs(cfg: Config, tokenizer) -> tuple[list, list]:
     train, held = [], []
     for pair in tdata.load_pairs(cfg.data):
         enc = (
-            rm_input_ids(tokenizer, pair.post, pair.chosen, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens),
-            rm_input_ids(tokenizer, pair.post, pair.rejected, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens),
+            rm_input_ids(
+                tokenizer, pair.post, pair.chosen, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
+            ),
+            rm_input_ids(
+                tokenizer, pair.post, pair.rejected, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
+            ),
         )
         (held if tdata.pair_split(pair, cfg.data) in tdata.HELD_OUT else train).append(enc)
     if not train:
@@ -48,8 +55,12 @@ def rm_loss(r_chosen, r_rejected, margin: float = 0.0, contrastive_weight: float
     loss = -F.logsigmoid(r_chosen - r_rejected - margin).mean()
     if contrastive_weight > 0:
         # row i: chosen_i against all rejected of the batch; the target is column 0 (chosen_i)
-        logits = torch.cat([r_chosen[:, None], r_rejected[None, :].expand(len(r_chosen), -1)], dim=1)  # (B, 1+B)
-        loss = loss + contrastive_weight * F.cross_entropy(logits, torch.zeros(len(r_chosen), dtype=torch.long))
+        logits = torch.cat(
+            [r_chosen[:, None], r_rejected[None, :].expand(len(r_chosen), -1)], dim=1
+        )  # (B, 1+B)
+        loss = loss + contrastive_weight * F.cross_entropy(
+            logits, torch.zeros(len(r_chosen), dtype=torch.long)
+        )
     return loss
 
 
@@ -59,7 +70,9 @@ def load_reward_model(model_dir: str, dtype=None):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=dtype or torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=1, dtype=dtype or torch.float32
+    )
     model.config.pad_token_id = tok.pad_token_id
     return tok, model
 
@@ -114,7 +127,9 @@ def _rm_loop(config: dict[str, Any]) -> None:
             step += 1
             bar.update(1)
             if step % tc.log_every == 0 or step == total_steps:
-                loss_avg, acc = ctx.mean([sum(window_loss) / len(window_loss), sum(window_acc) / len(window_acc)])
+                loss_avg, acc = ctx.mean(
+                    [sum(window_loss) / len(window_loss), sum(window_acc) / len(window_acc)]
+                )
                 history.append(
                     {
                         "step": step,
@@ -151,7 +166,11 @@ def _held_out(engine, held, pad, ctx) -> dict[str, float]:
             correct += (d > 0).sum().item()
             margin_sum += d.sum().item()
     correct, margin_sum, n = ctx.sum([correct, margin_sum, len(mine)])
-    return {"eval/pairwise_accuracy": correct / max(n, 1), "eval/margin": margin_sum / max(n, 1), "eval/pairs": n}
+    return {
+        "eval/pairwise_accuracy": correct / max(n, 1),
+        "eval/margin": margin_sum / max(n, 1),
+        "eval/pairs": n,
+    }
 
 
 def run_rm(cfg: Config, base_model: str | Path, out_dir: str | Path) -> dict[str, Any]:

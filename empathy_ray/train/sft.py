@@ -28,7 +28,12 @@ def _examples(cfg: Config, tokenizer) -> tuple[list, list]:
             if not ans.coe:
                 continue  # SFT teaches the CoE: answers without an annotation have nothing to teach
             ex = sft_example(
-                tokenizer, post.text, ans.coe, ans.text, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
+                tokenizer,
+                post.text,
+                ans.coe,
+                ans.text,
+                cfg.data.max_prompt_tokens,
+                cfg.data.max_response_tokens,
             )
             (held if tdata.post_split(post.id, cfg.data) in tdata.HELD_OUT else train).append(ex)
     if not train:
@@ -62,7 +67,11 @@ def _sft_loop(config: dict[str, Any]) -> None:
         ids = pad_batch([e.input_ids for e in batch], pad)
         labels = pad_batch([e.labels for e in batch], -100)
         mask = torch.arange(ids.shape[1])[None, :] < torch.tensor([len(e.input_ids) for e in batch])[:, None]
-        out = engine(input_ids=ids.to(engine.device), attention_mask=mask.to(engine.device), labels=labels.to(engine.device))
+        out = engine(
+            input_ids=ids.to(engine.device),
+            attention_mask=mask.to(engine.device),
+            labels=labels.to(engine.device),
+        )
         return out.loss, int((labels[:, 1:] != -100).sum())
 
     history: list[dict[str, Any]] = []
@@ -93,11 +102,15 @@ def _sft_loop(config: dict[str, Any]) -> None:
                 history.append({"step": step, **row})
                 bar.set_postfix(loss=f"{loss_avg:.3f}")
                 window, tokens, t0 = [], 0, time.perf_counter()
-        history.append({"step": step, "epoch": epoch, "eval/loss": _held_out_loss(engine, held, batch_loss, ctx)})
+        history.append(
+            {"step": step, "epoch": epoch, "eval/loss": _held_out_loss(engine, held, batch_loss, ctx)}
+        )
     bar.close()
     ctx.finish(
         engine,
-        lambda: apply_lora(AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=torch.float32), tc.lora),
+        lambda: apply_lora(
+            AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=torch.float32), tc.lora
+        ),
         tokenizer,
         history,
     )
@@ -136,7 +149,10 @@ def evaluate_validity(cfg: Config, model_dir: str, engine: str = "vllm") -> dict
         "coe_validity": valid / max(len(texts), 1),
         "eval_prompts": len(texts),
         "eval_engine": engine,
-        "samples": [{"post_id": p.id, "completion": t, "reasons": r} for p, t, r in zip(posts, texts, reasons, strict=True)],
+        "samples": [
+            {"post_id": p.id, "completion": t, "reasons": r}
+            for p, t, r in zip(posts, texts, reasons, strict=True)
+        ],
     }
 
 

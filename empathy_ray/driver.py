@@ -1,0 +1,296 @@
+"""The GRPO driver: owns the algorithm and the data cursor, no model.
+
+One step reads like the algorithm box of DESIGN.md:
+  sample B prompts -> rollout workers return B*G answers (load-balanced, streamed with ray.wait)
+  -> reward actor and reference actor score them concurrently -> group-normalised advantages
+  -> learner update -> weight sync to the rollout workers -> metrics and checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from empathy_ray.actors.batch import Sample, Scored
+from empathy_ray.algo import approx_kl, compute_advantages
+from empathy_ray.config import Config
+from empathy_ray.io_utils import atomic_dir, atomic_write_text
+from empathy_ray.metrics import MetricsWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prompt:
+    post_id: str
+    text: str  # the post as the model sees it
+    ids: list[int]  # chat prompt token ids
+
+
+@dataclass
+class Cursor:
+    """Where the driver is in the prompt stream: an epoch-seeded permutation and a position in it."""
+
+    epoch: int = 0
+    position: int = 0
+    seed: int = 0
+
+    def take(self, n: int, pool_size: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < n:
+            order = list(range(pool_size))
+            random.Random(self.seed * 7919 + self.epoch).shuffle(order)
+            take = order[self.position : self.position + n - len(out)]
+            out += take
+            self.position += len(take)
+            if self.position >= pool_size:
+                self.epoch, self.position = self.epoch + 1, 0
+        return out
+
+
+@dataclass
+class StepTimer:
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Phase:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.phases[name] = timer.phases.get(name, 0.0) + time.perf_counter() - self.t0
+
+        return _Phase()
+
+
+class GRPODriver:
+    """Creates the role actors and runs GRPO steps. `roles` is a `Roles` (see empathy_ray.actors.roles)."""
+
+    def __init__(self, cfg: Config, run_dir: Path, prompts: list[Prompt], roles) -> None:
+        self.cfg, self.rl = cfg, cfg.rl
+        self.dir = run_dir
+        self.prompts = prompts
+        self.roles = roles
+        self.cursor = Cursor(seed=cfg.run.seed)
+        self.step = 0
+        self.writer = MetricsWriter(run_dir)
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def run_step(self) -> dict[str, Any]:
+        timer = StepTimer()
+        t_step = time.perf_counter()
+        batch = [self.prompts[i] for i in self.cursor.take(self.rl.prompts_per_step, len(self.prompts))]
+        with timer("rollout"):
+            samples = self.rollout(batch)
+        with timer("score"):
+            scored, reward_terms, t_reward, t_ref = self.score(batch, samples)
+        timer.phases["reward"], timer.phases["reference"] = t_reward, t_ref
+        rewards = torch.tensor([s.reward for s in scored], dtype=torch.float64)
+        if self.rl.algo.kl_in == "reward" and self.rl.algo.kl_coef > 0:
+            rewards = rewards - self.rl.algo.kl_coef * torch.tensor([self._seq_kl(s) for s in scored])
+        stats: dict[str, float] = {}
+        if not torch.isfinite(rewards).all():
+            self.roles.counters["skipped_nonfinite"] += 1
+            log.warning("step %d: non-finite rewards %s; update skipped", self.step, rewards.tolist())
+            stats["train/skipped"] = 1.0
+        else:
+            adv = compute_advantages(self.rl.algo.estimator, rewards.float(), self.rl.algo.group_size)
+            for s, a in zip(scored, adv.tolist(), strict=True):
+                s.advantage = a
+            with timer("train"):
+                stats = self.roles.learners.train_step([self._train_item(s) for s in scored])
+            with timer("sync"):
+                sync = self.roles.sync_weights(version=self.step + 1)
+            stats |= sync
+        self.step += 1
+        metrics = self._metrics(scored, reward_terms, stats, timer, time.perf_counter() - t_step)
+        self.writer.log(self.step, metrics)
+        log.info(
+            "step %d: reward %.3f (format %.2f), kl %.4f, loss %.4f | rollout %.1fs reward %.1fs ref %.1fs "
+            "train %.1fs sync %.2fs",
+            self.step,
+            metrics["reward/total_mean"],
+            metrics.get("reward/format_mean", float("nan")),
+            metrics.get("train/kl", 0.0),
+            metrics.get("train/policy_loss", float("nan")),
+            timer.phases.get("rollout", 0),
+            timer.phases.get("reward", 0),
+            timer.phases.get("reference", 0),
+            timer.phases.get("train", 0),
+            timer.phases.get("sync", 0),
+        )
+        return metrics
+
+    def rollout(self, batch: list[Prompt], step: int | None = None) -> list[Sample]:
+        """Dispatch prompt chunks to rollout workers (at most 2 in flight each); stream results back.
+
+        Chunks keep each vLLM call batched (chunk x G sequences) while letting a fast worker take
+        more of them. A worker that dies mid-step is restarted by Ray (max_restarts) with its
+        original weights, so the current weights are published again and its chunk re-queued: the
+        step still ends with exactly B*G samples, none duplicated.
+        """
+        import ray
+        from ray.exceptions import RayActorError
+
+        G = self.rl.algo.group_size
+        step = self.step if step is None else step
+        workers = self.roles.rollout_workers
+        size = max(1, math.ceil(len(batch) / (2 * len(workers))))
+        queue = deque(range(0, len(batch), size))  # chunk start offsets
+        pending: dict[Any, tuple[int, int]] = {}  # ref -> (worker index, chunk start)
+        load = [0] * len(workers)
+        done: dict[int, list[Sample]] = {}
+
+        def submit() -> None:
+            while queue:
+                w = min(range(len(workers)), key=lambda i: load[i])
+                if load[w] >= 2:
+                    return
+                start = queue.popleft()
+                prompts = [p.ids for p in batch[start : start + size]]
+                pending[workers[w].generate.remote(prompts, G, step, start)] = (w, start)
+                load[w] += 1
+
+        submit()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            w, start = pending.pop(ready[0])
+            load[w] -= 1
+            try:
+                done[start] = ray.get(ready[0])
+            except RayActorError as e:
+                self.roles.counters["rollout_redispatched"] += 1
+                log.warning(
+                    "rollout worker %d died on prompts %d+ (%s); re-syncing and re-dispatching", w, start, e
+                )
+                self.roles.resync_weights()
+                queue.append(start)
+            submit()
+        samples = [s for start in sorted(done) for s in done[start]]
+        uids = [s.uid for s in samples]
+        assert len(samples) == len(batch) * G and len(set(uids)) == len(uids), "lost or duplicated samples"
+        return samples
+
+    def score(self, batch: list[Prompt], samples: list[Sample]):
+        """Reward and reference scoring, submitted together so they run concurrently."""
+        import ray
+
+        posts = [batch[s.prompt_index].text for s in samples]
+        texts = [s.text for s in samples]
+        t0 = time.perf_counter()
+        ref_ref = None
+        if self.rl.algo.kl_coef > 0 or self.roles.always_reference:
+            ref_ref = self.roles.reference.logprobs.remote([(s.prompt_ids, s.response_ids) for s in samples])
+        # The reward is retried on timeout (never silently zero) while the reference runs alongside.
+        terms = self.roles.score_rewards(posts, texts)
+        t_reward = time.perf_counter() - t0
+        ref_lp = ray.get(ref_ref) if ref_ref is not None else [[] for _ in samples]
+        t_ref = time.perf_counter() - t0
+        scored = [
+            Scored(
+                sample=s,
+                reward=terms["total"][i],
+                terms={k: v[i] for k, v in terms.items()},
+                ref_logprobs=ref_lp[i],
+            )
+            for i, s in enumerate(samples)
+        ]
+        return scored, terms, t_reward, t_ref
+
+    def _seq_kl(self, s: Scored) -> float:
+        if not s.ref_logprobs:
+            return 0.0
+        lp, ref = torch.tensor(s.sample.logprobs), torch.tensor(s.ref_logprobs)
+        return float(approx_kl(lp, ref, kind=self.rl.algo.kl_kind).sum())
+
+    @staticmethod
+    def _train_item(s: Scored) -> dict[str, Any]:
+        return {
+            "prompt_ids": s.sample.prompt_ids,
+            "response_ids": s.sample.response_ids,
+            "advantage": s.advantage,
+            "ref_logprobs": s.ref_logprobs,
+        }
+
+    def _metrics(self, scored, terms, stats, timer: StepTimer, wall: float) -> dict[str, Any]:
+        from empathy_ray import coe
+
+        m: dict[str, Any] = {}
+        for k, v in terms.items():
+            t = torch.tensor(v, dtype=torch.float64)
+            m[f"reward/{k}_mean"] = float(t.mean())
+            m[f"reward/{k}_std"] = float(t.std()) if len(v) > 1 else 0.0
+        lengths = [len(s.sample.response_ids) for s in scored]
+        m["rollout/response_len_mean"] = sum(lengths) / len(lengths)
+        m["rollout/answer_chars_mean"] = sum(len(coe.parse(s.sample.text).answer) for s in scored) / len(
+            scored
+        )
+        m["rollout/format_valid"] = sum(1 for s in scored if coe.format_reward(s.sample.text) == 1.0) / len(
+            scored
+        )
+        m["rollout/tokens_per_s"] = sum(lengths) / max(timer.phases.get("rollout", 1e-9), 1e-9)
+        m["rollout/samples"] = len(scored)
+        m["rollout/weight_version"] = min(s.sample.weight_version for s in scored)
+        m |= {k: v for k, v in stats.items() if isinstance(v, int | float)}
+        for name, secs in timer.phases.items():
+            if name != "score":
+                m[f"time/{name}_s"] = secs
+        m["time/step_s"] = wall
+        m |= {f"counters/{k}": v for k, v in self.roles.counters.items()}
+        return m
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """<run>/checkpoints/step_<k>/: HF model + learner (DeepSpeed) state + driver state."""
+        root = self.dir / "checkpoints"
+        final = root / f"step_{self.step:06d}"
+        with atomic_dir(final) as tmp:
+            self.roles.learners.save(str(tmp))
+            state = {"step": self.step, "cursor": vars(self.cursor), "counters": dict(self.roles.counters)}
+            atomic_write_text(tmp / "driver_state.json", json.dumps(state))
+        for old in sorted(root.glob("step_*"))[: -self.rl.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        log.info("checkpoint %s", final)
+        return final
+
+    def resume(self) -> bool:
+        ckpts = sorted((self.dir / "checkpoints").glob("step_*"))
+        if not ckpts:
+            return False
+        latest = ckpts[-1]
+        state = json.loads((latest / "driver_state.json").read_text(encoding="utf-8"))
+        self.roles.learners.load(str(latest))
+        self.step = state["step"]
+        self.cursor = Cursor(**state["cursor"])
+        self.roles.counters.update(state.get("counters", {}))
+        self.roles.sync_weights(version=self.step)
+        log.info("resumed from %s at step %d", latest, self.step)
+        return True
+
+    def export_policy(self, out_dir: Path) -> Path:
+        """The trained policy as a plain HF directory (what eval and serve load)."""
+        with atomic_dir(out_dir) as tmp:
+            self.roles.learners.export(str(tmp))
+        return out_dir
+
+    def train(self, steps: int) -> list[dict[str, Any]]:
+        history = []
+        while self.step < steps:
+            history.append(self.run_step())
+            if self.rl.checkpoint_every and self.step % self.rl.checkpoint_every == 0:
+                self.save_checkpoint()
+        return history

@@ -1,0 +1,137 @@
+"""Starting the RL roles on a Ray cluster: resource checks first, then one set of actors per role.
+
+Each role's count and per-actor resources come from its own config section, so changing
+`rl.rollout.num_workers` changes nothing else. Resource requests are checked against the cluster
+before any actor starts: an impossible request fails at once and names the config key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from empathy_ray.config import ActorResources, Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _demand(res: ActorResources) -> dict[str, float]:
+    d = {"CPU": float(res.num_cpus), **{k: float(v) for k, v in res.resources.items()}}
+    if res.num_gpus:
+        d["GPU"] = float(res.num_gpus)
+    return d
+
+
+def role_demands(cfg: Config) -> dict[str, tuple[dict[str, float], int]]:
+    """config key of each role -> (resources of one actor, number of actors)."""
+    rl = cfg.rl
+    return {
+        "rl.rollout": (_demand(rl.rollout), rl.rollout.num_workers),
+        "rl.learner": (_demand(rl.learner), rl.learner.num_workers),
+        "rl.reward": (_demand(rl.reward), 1),
+        "rl.reference": (_demand(rl.reference), 1),
+    }
+
+
+def check_resources(cfg: Config, nodes: list[dict[str, float]]) -> None:
+    """Fail before any actor starts when a role cannot be placed on these nodes' total resources.
+
+    Every single actor must fit on one node, and each resource summed over all roles must fit the
+    cluster (roles run at the same time).
+    """
+    totals: Counter[str] = Counter()
+    for node in nodes:
+        totals.update(node)
+    need: Counter[str] = Counter()
+    for key, (one, count) in role_demands(cfg).items():
+        if not any(all(node.get(r, 0.0) >= v for r, v in one.items()) for node in nodes):
+            raise ConfigError(
+                f"{key}: one actor needs {one}, but no node offers that "
+                f"(nodes: {[{k: v for k, v in n.items() if k in one} for n in nodes]}); "
+                f"lower {key}.num_cpus/num_gpus/resources or add a node type that has them in cluster.yaml"
+            )
+        for r, v in one.items():
+            need[r] += v * count
+    short = {r: (v, totals.get(r, 0.0)) for r, v in need.items() if v > totals.get(r, 0.0) + 1e-9}
+    if short:
+        detail = ", ".join(f"{r}: needs {v:g}, cluster has {h:g}" for r, (v, h) in short.items())
+        raise ConfigError(
+            f"the RL roles together need more than the cluster has ({detail}); lower "
+            f"rl.rollout.num_workers / rl.learner.num_workers or their num_cpus/num_gpus, or start more nodes"
+        )
+
+
+def cluster_nodes() -> list[dict[str, float]]:
+    import ray
+
+    return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+
+
+@dataclass
+class Roles:
+    """Handles of every RL actor, plus the operations the driver needs across roles."""
+
+    cfg: Config
+    rollout_workers: list[Any]
+    reward: Any
+    reference: Any
+    learners: Any  # LearnerGroup
+    sync: Any  # WeightSync
+    counters: Counter = field(default_factory=Counter)
+    always_reference: bool = True  # KL to the reference is always measured, even when not penalised
+    last_weights: Any = None  # ObjectRef of the latest published weights (re-sent to restarted workers)
+    last_version: int = 0
+
+    @classmethod
+    def create(cls, cfg: Config, policy_dir: str, reward_model_dir: str | None) -> Roles:
+        from empathy_ray.actors.learner import LearnerGroup
+        from empathy_ray.actors.reference import make_reference_actor
+        from empathy_ray.actors.reward import make_reward_actor
+        from empathy_ray.actors.rollout import make_rollout_workers
+        from empathy_ray.sync import make_weight_sync
+
+        rl = cfg.rl
+        check_resources(cfg, cluster_nodes())
+        learners = LearnerGroup.create(policy_dir, rl, seed=cfg.run.seed)
+        workers = make_rollout_workers(policy_dir, rl.rollout, seed=cfg.run.seed)
+        reward = make_reward_actor(
+            rl.reward, reward_model_dir, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
+        )
+        reference = make_reference_actor(policy_dir, rl.reference)
+        sync = make_weight_sync(rl.sync, workers)
+        log.info(
+            "RL roles up: %d rollout workers (%s), %d learner ranks (DeepSpeed ZeRO-%d), reward actor (RM: %s), "
+            "reference actor, weight sync: %s",
+            len(workers),
+            rl.rollout.engine,
+            rl.learner.num_workers,
+            rl.learner.zero_stage,
+            reward_model_dir or "none",
+            rl.sync,
+        )
+        return cls(cfg, workers, reward, reference, learners, sync)
+
+    def score_rewards(self, posts: list[str], texts: list[str]) -> dict[str, list[float]]:
+        from empathy_ray.actors.reward import score_with_retry
+
+        r = self.cfg.rl.reward
+        return score_with_retry(self.reward, posts, texts, r.timeout_s, r.retries)
+
+    def sync_weights(self, version: int) -> dict[str, float]:
+        self.last_weights = self.learners.weights_for_sync()  # an ObjectRef: put once, every worker pulls
+        self.last_version = version
+        return self.sync.publish(self.last_weights, version).as_metrics()
+
+    def resync_weights(self) -> None:
+        """After a rollout worker restarted (it comes back with the starting weights)."""
+        if self.last_weights is not None:
+            self.sync.publish(self.last_weights, self.last_version)
+
+    def shutdown(self) -> None:
+        import ray
+
+        self.learners.shutdown()
+        for a in [*self.rollout_workers, self.reward, self.reference]:
+            ray.kill(a)

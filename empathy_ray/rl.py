@@ -1,0 +1,106 @@
+"""The GRPO stage: which models to start from, the prompts, the run loop, and its summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from empathy_ray.config import Config, ConfigError
+from empathy_ray.driver import GRPODriver, Prompt
+from empathy_ray.launcher import Roles
+from empathy_ray.train import data as tdata
+
+log = logging.getLogger(__name__)
+
+
+def resolve_models(cfg: Config, sft_model: Path, rm_model: Path) -> tuple[str, str | None]:
+    """The policy to start from and the reward model (None: rule terms only)."""
+    policy = cfg.rl.policy_model or str(sft_model)
+    if not (Path(policy) / "config.json").exists():
+        raise ConfigError(
+            f"rl.policy_model: no model at {policy}; run the sft stage first or set rl.policy_model"
+        )
+    if cfg.rl.reward_model == "none" or cfg.rl.reward.rm_weight == 0:
+        return policy, None
+    rm = cfg.rl.reward_model or str(rm_model)
+    if not (Path(rm) / "config.json").exists():
+        raise ConfigError(
+            f"rl.reward_model: no model at {rm}; run the rm stage first, set rl.reward_model, or 'none'"
+        )
+    return policy, rm
+
+
+def build_prompts(cfg: Config, model_dir: str, splits: tuple[str, ...]) -> list[Prompt]:
+    from transformers import AutoTokenizer
+
+    from empathy_ray.modeling.chat import prompt_ids
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    posts = [p for p in tdata.load_posts(cfg.data) if tdata.post_split(p.id, cfg.data) in splits]
+    return [Prompt(p.id, p.text, prompt_ids(tok, p.text, cfg.data.max_prompt_tokens)) for p in posts]
+
+
+def evaluate(driver: GRPODriver, prompts: list[Prompt], tag: int) -> dict[str, float]:
+    """Held-out prompts through the current policy (sampled like training), scored by the reward actor."""
+    samples = driver.rollout(prompts, step=tag)
+    posts = [prompts[s.prompt_index].text for s in samples]
+    terms = driver.roles.score_rewards(posts, [s.text for s in samples])
+    out = {f"{k}_mean": sum(v) / len(v) for k, v in terms.items()}
+    out["response_len_mean"] = sum(len(s.response_ids) for s in samples) / len(samples)
+    return out
+
+
+def run_rl(
+    cfg: Config, run_dir: Path, sft_model: Path, rm_model: Path, resume: bool = False
+) -> dict[str, Any]:
+    policy, rm = resolve_models(cfg, sft_model, rm_model)
+    train_prompts = build_prompts(cfg, policy, ("train",))
+    held = build_prompts(cfg, policy, tdata.HELD_OUT)[: cfg.rl.eval_prompts]
+    if not train_prompts:
+        raise ConfigError("data: no training prompts for RL (check data.posts and data.split_fractions)")
+    out_dir = run_dir / "rl"
+    t0 = time.perf_counter()
+    roles = Roles.create(cfg, policy, rm)
+    try:
+        driver = GRPODriver(cfg, out_dir, train_prompts, roles)
+        resumed = resume and driver.resume()
+        before = evaluate(driver, held, tag=-1) if held and not resumed else {}
+        history = driver.train(cfg.rl.steps)
+        after = evaluate(driver, held, tag=-2) if held else {}
+        final = driver.export_policy(out_dir / "model")
+    finally:
+        roles.shutdown()
+    phases = ("rollout", "reward", "reference", "train", "sync", "step")
+    timings = {p: sum(h.get(f"time/{p}_s", 0.0) for h in history) / max(len(history), 1) for p in phases}
+    summary = {
+        "model_dir": str(final),
+        "policy_start": policy,
+        "reward_model": rm,
+        "steps": driver.step,
+        "resumed": bool(resumed),
+        "held_out_before": before,
+        "held_out_after": after,
+        "reward_first": history[0]["reward/total_mean"] if history else None,
+        "reward_last": history[-1]["reward/total_mean"] if history else None,
+        "format_valid_first": history[0]["rollout/format_valid"] if history else None,
+        "format_valid_last": history[-1]["rollout/format_valid"] if history else None,
+        "kl_last": history[-1].get("train/kl") if history else None,
+        "mean_phase_seconds": timings,
+        "rollout_workers": cfg.rl.rollout.num_workers,
+        "rollout_engine": cfg.rl.rollout.engine,
+        "learner_ranks": cfg.rl.learner.num_workers,
+        "zero_stage": cfg.rl.learner.zero_stage,
+        "counters": dict(roles.counters),
+        "wall_s": time.perf_counter() - t0,
+    }
+    log.info(
+        "GRPO done: %d steps, reward %.3f -> %.3f, held-out reward %s -> %s",
+        driver.step,
+        summary["reward_first"] or float("nan"),
+        summary["reward_last"] or float("nan"),
+        before.get("total_mean"),
+        after.get("total_mean"),
+    )
+    return summary

@@ -1,0 +1,87 @@
+"""Role placement on a simulated multi-node cluster (`ray.cluster_utils.Cluster`).
+
+Runs in a subprocess: a process can hold only one Ray connection, and the rest of the suite shares
+the session's single-node cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import ray
+    from ray.cluster_utils import Cluster
+    from empathy_ray.config import load_config
+    from empathy_ray.driver import GRPODriver
+    from empathy_ray.launcher import Roles
+    from empathy_ray.rl import build_prompts
+    from empathy_ray.runtime import setup_process, worker_env
+
+    model, out = sys.argv[1], sys.argv[2]
+    setup_process()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "resources": {"head_node": 1}})
+    rollout_nodes = [cluster.add_node(num_cpus=3, resources={"rollout_node": 3}) for _ in range(2)]
+    learner_node = cluster.add_node(num_cpus=2, resources={"learner_node": 2})
+    ray.init(address=cluster.address, runtime_env={"env_vars": worker_env()})
+
+    def node_of(actor):
+        return ray.get(actor.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
+
+    result = {"rollout_nodes": [n.node_id for n in rollout_nodes], "learner_node": learner_node.node_id}
+    for workers in (1, 3):
+        cfg = load_config(None, [
+            f"run.output_root={out}", f"rl.policy_model={model}", f"model.path={model}",
+            "rl.reward_model=none", "rl.reward.rm_weight=0", "rl.reward.length_weight=1",
+            f"rl.rollout.num_workers={workers}", "rl.rollout.resources={rollout_node: 1}",
+            "rl.learner.resources={learner_node: 1}", "rl.reward.resources={head_node: 0.1}",
+            "rl.reference.resources={head_node: 0.1}",
+            "rl.prompts_per_step=4", "rl.algo.group_size=2", "rl.learner.micro_batch_size=2",
+            "rl.rollout.max_new_tokens=8", "data.max_prompt_tokens=64",
+        ])
+        roles = Roles.create(cfg, model, None)
+        try:
+            driver = GRPODriver(cfg, __import__("pathlib").Path(out) / f"rl{workers}", build_prompts(cfg, model, ("train",)), roles)
+            metrics = driver.run_step()
+            result[f"workers_{workers}"] = {
+                "samples": metrics["rollout/samples"],
+                "rollout_on": [node_of(w) for w in roles.rollout_workers],
+                "learners_on": [node_of(a) for a in roles.learners.actors],
+            }
+        finally:
+            roles.shutdown()
+    print("RESULT " + json.dumps(result))
+    ray.shutdown()
+    cluster.shutdown()
+    """
+)
+
+
+def test_roles_land_on_their_node_types(tiny_model_dir, tmp_path):
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tiny_model_dir), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
+    result = json.loads(lines[-1][len("RESULT ") :])
+    for workers in (1, 3):
+        r = result[f"workers_{workers}"]
+        assert len(r["rollout_on"]) == workers
+        assert set(r["rollout_on"]) <= set(result["rollout_nodes"]), "rollout workers land on rollout nodes"
+        assert set(r["learners_on"]) == {result["learner_node"]}, "learners land on the learner node"
+    # the number of rollout workers changes nothing else: same samples per step
+    assert result["workers_1"]["samples"] == result["workers_3"]["samples"] == 4 * 2

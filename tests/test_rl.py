@@ -1,0 +1,147 @@
+"""Distributed GRPO end to end: real vLLM rollout workers, reward and reference actors, a 2-rank
+DeepSpeed learner group and object-store weight sync, on the session's local Ray cluster.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+
+from empathy_ray.actors.vllm_ext import checksum, checksums_match
+from empathy_ray.config import ConfigError, load_config
+from empathy_ray.driver import GRPODriver
+from empathy_ray.launcher import Roles, check_resources
+from empathy_ray.rl import build_prompts, run_rl
+from tests.conftest import short_run_overrides
+
+pytestmark = pytest.mark.slow
+
+# A rule reward a tiny model can learn in a few steps: answers close to 20 characters are best.
+LENGTH_RULE = [
+    "rl.reward_model=none",
+    "rl.reward.rm_weight=0",
+    "rl.reward.format_weight=0",
+    "rl.reward.length_weight=1",
+    "rl.reward.length_target=20",
+]
+
+
+def _rl_cfg(tmp_path, tiny_model_dir, sft_dir, *extra):
+    return load_config(
+        None,
+        short_run_overrides(
+            tmp_path,
+            tiny_model_dir,
+            f"rl.policy_model={sft_dir}",
+            "rl.prompts_per_step=4",
+            "rl.algo.group_size=4",
+            "rl.rollout.max_new_tokens=48",
+            "rl.rollout.num_workers=2",
+            "rl.learner.num_workers=2",
+            "rl.learner.micro_batch_size=4",
+            "rl.checkpoint_every=0",
+            "rl.eval_prompts=4",
+            *extra,
+        ),
+    )
+
+
+def test_grpo_learns_a_rule_reward(trained_run, tiny_model_dir, tmp_path):
+    """20 GRPO steps from the SFT model raise a length-rule reward clearly; KL stays finite."""
+    _, _, run_dir = trained_run
+    cfg = _rl_cfg(
+        tmp_path, tiny_model_dir, run_dir / "sft" / "model", "rl.steps=20", "rl.learner.lr=1e-2", *LENGTH_RULE
+    )
+    summary = run_rl(cfg, tmp_path / "t", run_dir / "sft" / "model", run_dir / "rm" / "model")
+    from empathy_ray.metrics import read_metrics
+
+    rows = read_metrics(tmp_path / "t" / "rl" / "metrics.jsonl")
+    rewards = [r["reward/total_mean"] for r in rows]
+    first, last = statistics.mean(rewards[:4]), statistics.mean(rewards[-4:])
+    print(
+        f"seed {cfg.run.seed}: mean reward first 4 steps {first:.3f}, last 4 steps {last:.3f}; per step {rewards}"
+    )
+    assert len(rows) == 20 and summary["steps"] == 20
+    assert last > first + 0.3, "GRPO did not raise the rule reward"
+    assert all(torch.isfinite(torch.tensor(r["train/kl"])) for r in rows)
+    assert all(r["rollout/samples"] == 16 for r in rows)
+    assert rows[-1]["rollout/weight_version"] == 19, (
+        "rollouts of the last step used the weights synced after step 19"
+    )
+    for phase in ("rollout", "reward", "reference", "train", "sync"):
+        assert all(r[f"time/{phase}_s"] > 0 for r in rows), phase
+    assert summary["held_out_after"]["total_mean"] > summary["held_out_before"]["total_mean"]
+
+
+def test_roles_agree_on_logprobs_and_sync(trained_run, tiny_model_dir, tmp_path):
+    """Same weights, same tokens: sampling logprobs (vLLM) match the learner's; KL to the reference
+    is 0 at step 0; after an update every rollout worker holds the learner's weights."""
+    import ray
+
+    _, _, run_dir = trained_run
+    sft = str(run_dir / "sft" / "model")
+    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.steps=1", *LENGTH_RULE)
+    roles = Roles.create(cfg, sft, None)
+    try:
+        driver = GRPODriver(cfg, tmp_path / "rl", build_prompts(cfg, sft, ("train",)), roles)
+        samples = driver.rollout(driver.prompts[:4])
+        items = [(s.prompt_ids, s.response_ids) for s in samples]
+        learner_lp = roles.learners.logprobs(items)
+        ref_lp = ray.get(roles.reference.logprobs.remote(items))
+        diffs = [
+            abs(a - b)
+            for s, lp in zip(samples, learner_lp, strict=True)
+            for a, b in zip(s.logprobs, lp, strict=True)
+        ]
+        kl0 = [
+            abs(a - b) for lp, rp in zip(learner_lp, ref_lp, strict=True) for a, b in zip(lp, rp, strict=True)
+        ]
+        print(
+            f"vLLM vs learner logprobs over {len(diffs)} tokens: max {max(diffs):.2e}, mean {statistics.mean(diffs):.2e}"
+        )
+        # fp32 on CPU: vLLM's kernels vs eager torch measured max 1.9e-6, mean 2.9e-7 over 755 tokens
+        assert max(diffs) < 1e-4 and statistics.mean(diffs) < 1e-5
+        assert max(kl0) < 1e-5, "the reference is the starting policy: KL is 0 at step 0"
+
+        driver.run_step()
+        want = checksum(ray.get(roles.learners.weights_for_sync()).items())
+        got = ray.get([w.weights_checksum.remote() for w in roles.rollout_workers])
+        print("learner checksum", want, "rollout checksums", got)
+        assert all(checksums_match(g, want) for g in got)
+    finally:
+        roles.shutdown()
+
+
+def test_bad_rl_config_fails_before_any_actor(ray_cluster, tiny_model_dir, tmp_path):
+    import ray
+
+    base = short_run_overrides(tmp_path, tiny_model_dir)
+    with pytest.raises(ConfigError, match="rl.algo.group_size=1"):
+        load_config(None, [*base, "rl.algo.group_size=1"])
+    with pytest.raises(ConfigError, match="rl.policy_model"):
+        load_config(None, [*base, "rl.policy_model=/no/such/model"])
+    with pytest.raises(ConfigError, match="unknown config key 'rl.rollout.workers'"):
+        load_config(None, [*base, "rl.rollout.workers=3"])
+    actors_before = len(ray.util.state.list_actors(filters=[("state", "=", "ALIVE")]))
+    cfg = load_config(None, [*base, "rl.rollout.num_gpus=1"])
+    with pytest.raises(ConfigError, match=r"rl.rollout: one actor needs .*GPU"):
+        Roles.create(cfg, str(tiny_model_dir), None)
+    cfg = load_config(None, [*base, "rl.rollout.num_workers=40"])
+    with pytest.raises(ConfigError, match="CPU: needs"):
+        Roles.create(cfg, str(tiny_model_dir), None)
+    assert len(ray.util.state.list_actors(filters=[("state", "=", "ALIVE")])) == actors_before
+
+
+def test_check_resources_on_described_nodes():
+    cfg = load_config(
+        None, ["rl.rollout.resources={rollout_node: 1}", "rl.learner.resources={learner_node: 1}"]
+    )
+    nodes = [{"CPU": 2}, {"CPU": 4, "rollout_node": 2}, {"CPU": 4, "learner_node": 2}]
+    check_resources(cfg, nodes)  # fits
+    with pytest.raises(ConfigError, match="rl.learner: one actor needs"):
+        check_resources(cfg, nodes[:2])
+    cfg3 = load_config(None, ["rl.rollout.num_workers=3", "rl.rollout.resources={rollout_node: 1}"])
+    with pytest.raises(ConfigError, match="rollout_node: needs 3, cluster has 2"):
+        check_resources(cfg3, nodes)
