@@ -100,6 +100,7 @@ class SFTConfig(TrainerConfig):
     lr: float = 3e-3
     eval_prompts: int = 16  # held-out prompts generated greedily for CoE validity
     eval_max_new_tokens: int = 384
+    eval_engine: Literal["vllm", "transformers"] = "vllm"  # transformers `generate` only when named
 
 
 @dataclass

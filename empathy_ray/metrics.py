@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -18,9 +19,14 @@ class MetricsWriter:
         self._f = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._tb = None
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.dir / "tb"))
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # a GPU image without the tensorboard package: JSONL only
+                logging.getLogger(__name__).warning(
+                    "tensorboard is not installed: metrics go to metrics.jsonl only"
+                )
+            else:
+                self._tb = SummaryWriter(str(self.dir / "tb"))
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": step, "time": round(time.time(), 3), **metrics}

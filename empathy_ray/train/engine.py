@@ -74,6 +74,7 @@ def init_engine(model: torch.nn.Module, tc: TrainerConfig, total_steps: int):
 
     world = dist.get_world_size() if dist.is_initialized() else 1
     params = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in params)  # counted before ZeRO-3 partitions them away
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95))
     scheduler = cosine_schedule(optimizer, total_steps, tc)
     engine, *_ = deepspeed.initialize(
@@ -90,7 +91,7 @@ def init_engine(model: torch.nn.Module, tc: TrainerConfig, total_steps: int):
             tc.zero_stage,
             world,
             "bf16" if tc.bf16 else "fp32",
-            sum(p.numel() for p in params) / 1e6,
+            n_trainable / 1e6,
         )
     return engine
 
@@ -123,20 +124,20 @@ def export_hf(
     tokenizer.save_pretrained(out_dir)
 
 
+def all_reduce_sum(values: list[float]) -> list[float]:
+    """Sum floats over ranks (on the GPU under NCCL, which cannot reduce CPU tensors)."""
+    if not dist.is_initialized():
+        return list(values)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
 def all_reduce_mean(values: list[float]) -> list[float]:
     """Average floats over ranks (each rank's numbers weigh the same)."""
-    t = torch.tensor(values, dtype=torch.float64)
-    if dist.is_initialized():
-        dist.all_reduce(t)
-        t /= dist.get_world_size()
-    return t.tolist()
-
-
-def all_reduce_sum(values: list[float]) -> list[float]:
-    t = torch.tensor(values, dtype=torch.float64)
-    if dist.is_initialized():
-        dist.all_reduce(t)
-    return t.tolist()
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    return [v / world for v in all_reduce_sum(values)]
 
 
 def pad_batch(seqs: list[list[int]], pad_id: int, pad_left: bool = False) -> torch.Tensor:

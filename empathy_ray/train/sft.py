@@ -170,7 +170,7 @@ def run_sft(cfg: Config, base_model: str | Path, out_dir: str | Path) -> dict[st
     result = run_train_job(cfg, job, Path(out_dir))
     losses = [r["train/loss"] for r in result["history"] if "train/loss" in r]
     evals = [r["eval/loss"] for r in result["history"] if "eval/loss" in r]
-    validity = evaluate_validity(cfg, str(out_dir))
+    validity = evaluate_validity(cfg, str(out_dir), cfg.sft.eval_engine)
     summary = {
         "model_dir": str(out_dir),
         "loss_first": losses[0] if losses else None,
