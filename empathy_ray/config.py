@@ -101,6 +101,7 @@ class SFTConfig(TrainerConfig):
     eval_prompts: int = 16  # held-out prompts generated greedily for CoE validity
     eval_max_new_tokens: int = 384
     eval_engine: Literal["vllm", "transformers"] = "vllm"  # transformers `generate` only when named
+    input_noise: float = 0.15  # share of reply input tokens replaced at random (train/data.py: why)
 
 
 @dataclass
@@ -124,17 +125,21 @@ class ActorResources:
 
 @dataclass
 class RolloutConfig(ActorResources):
+    # Half a logical CPU each by default so the demo's roles fit `ray start --head --num-cpus 4`
+    # (2 x 0.5 rollout + 2 x 1 learner + 0.5 reward + 0.5 reference); GPU recipes set num_gpus.
+    num_cpus: float = 0.5
     num_workers: int = 2
     engine: Literal["vllm", "transformers"] = "vllm"  # transformers `generate`: only when named here
     tensor_parallel_size: int = 1
     temperature: float = 1.0
     top_p: float = 1.0
-    max_new_tokens: int = 256
+    max_new_tokens: int = 384  # the demo's CoE replies are ~270 tokens: room to finish
     max_model_len: int = 1024
 
 
 @dataclass
 class RewardConfig(ActorResources):
+    num_cpus: float = 0.5
     rm_weight: float = 1.0
     format_weight: float = 1.0
     length_weight: float = 0.0  # rule term: -|answer chars - length_target| / length_target
@@ -149,6 +154,7 @@ class RewardConfig(ActorResources):
 
 @dataclass
 class ReferenceConfig(ActorResources):
+    num_cpus: float = 0.5
     batch_size: int = 8
 
 
@@ -157,7 +163,7 @@ class LearnerConfig(ActorResources):
     num_workers: int = 2
     zero_stage: Literal[2, 3] = 2
     bf16: bool = False
-    lr: float = 1e-5
+    lr: float = 1e-4  # demo-sized (tiny model); a 7B policy wants ~1e-6
     weight_decay: float = 0.0
     micro_batch_size: int = 4
     inner_epochs: int = 1
@@ -216,6 +222,8 @@ class Config:
                     raise ConfigError(f"{name}.{key}={getattr(t, key)}: must be at least 1")
             if t.lr <= 0:
                 raise ConfigError(f"{name}.lr={t.lr}: must be positive")
+        if not 0.0 <= self.sft.input_noise < 1.0:
+            raise ConfigError(f"sft.input_noise={self.sft.input_noise}: a share in [0, 1)")
         self._validate_rl()
         if self.model.path and not Path(self.model.path).is_dir():
             raise ConfigError(f"model.path={self.model.path!r}: no such directory (a local HF model folder)")

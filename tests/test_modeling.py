@@ -54,3 +54,20 @@ def test_saved_tiny_model_loads_offline_and_generates(tiny_model_dir):
     ids = torch.tensor([prompt_ids(tok, "标题\n我很难过")])
     out = model.generate(input_ids=ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
     assert out.shape[1] > ids.shape[1]
+
+
+def test_input_noise_spares_prompt_tags_and_eos():
+    from empathy_ray.train.data import corrupt_inputs
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.arange(100, 400).reshape(3, 100)
+    labels = ids.clone()
+    labels[:, :40] = -100  # prompt
+    protected = torch.tensor([150, 260, 399])  # a tag in each row + EOS
+    noisy = corrupt_inputs(ids, labels, protected, rate=0.5, vocab_size=50, generator=g)
+    assert torch.equal(noisy[:, :40], ids[:, :40]), "prompt tokens are never replaced"
+    for t in protected.tolist():
+        assert noisy[ids == t].item() == t, "tags and EOS are never replaced"
+    changed = (noisy != ids).float()[:, 40:].mean().item()
+    assert 0.4 < changed < 0.6  # ~half of the 180 reply positions (random ids < 50 never equal the originals)
+    assert torch.equal(corrupt_inputs(ids, labels, protected, 0.0, 50, g), ids)

@@ -128,7 +128,7 @@ def test_bad_rl_config_fails_before_any_actor(ray_cluster, tiny_model_dir, tmp_p
     cfg = load_config(None, [*base, "rl.rollout.num_gpus=1"])
     with pytest.raises(ConfigError, match=r"rl.rollout: one actor needs .*GPU"):
         Roles.create(cfg, str(tiny_model_dir), None)
-    cfg = load_config(None, [*base, "rl.rollout.num_workers=40"])
+    cfg = load_config(None, [*base, "rl.rollout.num_workers=40", "rl.rollout.num_cpus=1"])
     with pytest.raises(ConfigError, match="CPU: needs"):
         Roles.create(cfg, str(tiny_model_dir), None)
     assert len(ray.util.state.list_actors(filters=[("state", "=", "ALIVE")])) == actors_before

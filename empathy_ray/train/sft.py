@@ -41,6 +41,16 @@ def _examples(cfg: Config, tokenizer) -> tuple[list, list]:
     return train, held
 
 
+def _structure_ids(tokenizer) -> set[int]:
+    """Token ids of the CoE tags and EOS: never corrupted by input noise."""
+    from empathy_ray.modeling.tokenizer import COE_TAGS
+
+    ids = {tokenizer.eos_token_id}
+    for tag in COE_TAGS:
+        ids.update(tokenizer.encode(tag, add_special_tokens=False))
+    return ids
+
+
 def _sft_loop(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     import torch
@@ -62,11 +72,14 @@ def _sft_loop(config: dict[str, Any]) -> None:
     model = apply_lora(model, tc.lora, "CAUSAL_LM")
     engine = init_engine(model, tc, total_steps)
     pad = tokenizer.pad_token_id
+    protected = torch.tensor(sorted(_structure_ids(tokenizer)))
+    noise_gen = torch.Generator().manual_seed(cfg.run.seed * 100 + ctx.rank)
 
-    def batch_loss(batch) -> tuple[Any, int]:
+    def batch_loss(batch, noise: float = 0.0) -> tuple[Any, int]:
         ids = pad_batch([e.input_ids for e in batch], pad)
         labels = pad_batch([e.labels for e in batch], -100)
         mask = torch.arange(ids.shape[1])[None, :] < torch.tensor([len(e.input_ids) for e in batch])[:, None]
+        ids = tdata.corrupt_inputs(ids, labels, protected, noise, len(tokenizer), noise_gen)
         out = engine(
             input_ids=ids.to(engine.device),
             attention_mask=mask.to(engine.device),
@@ -81,7 +94,7 @@ def _sft_loop(config: dict[str, Any]) -> None:
     for epoch in range(tc.epochs):
         engine.train()
         for batch in shard.batches(epoch, cfg.run.seed, ctx.rank, ctx.world):
-            loss, n_tok = batch_loss(batch)
+            loss, n_tok = batch_loss(batch, tc.input_noise)
             engine.backward(loss)
             boundary = engine.is_gradient_accumulation_boundary()
             engine.step()
