@@ -20,8 +20,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "data convert-psyqa": ("empathy_ray.data.cli", "convert_psyqa_main", "convert PsyQA JSON to Empathy-QA"),
     "data samples": ("empathy_ray.data.cli", "samples_main", "write the embedded sample data to a folder"),
     "model tiny": ("empathy_ray.modeling.tiny", "tiny_main", "build a random-weight tiny model offline"),
-    "sft": ("empathy_ray.train.sft", "sft_main", "CoE supervised fine-tuning as a Ray Train job"),
-    "rm": ("empathy_ray.train.rm", "rm_main", "reward-model training as a Ray Train job"),
+    "sft": ("empathy_ray.pipeline", "sft_main", "CoE supervised fine-tuning as a Ray Train job"),
+    "rm": ("empathy_ray.pipeline", "rm_main", "reward-model training as a Ray Train job"),
     "rl": (
         "empathy_ray.pipeline",
         "rl_main",

@@ -86,7 +86,7 @@ class Roles:
 
     @classmethod
     def create(cls, cfg: Config, policy_dir: str, reward_model_dir: str | None) -> Roles:
-        from empathy_ray.actors.learner import LearnerGroup
+        from empathy_ray.actors.learner_group import LearnerGroup
         from empathy_ray.actors.reference import make_reference_actor
         from empathy_ray.actors.reward import make_reward_actor
         from empathy_ray.actors.rollout import make_rollout_workers

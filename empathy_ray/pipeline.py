@@ -4,6 +4,7 @@ runs/<name>/
   base_model/   the tiny random model (only when model.path is empty)
   sft/model/    SFT export (HF directory) + sft/metrics.jsonl, sft/tb/
   rm/model/     reward model export + rm/metrics.jsonl, rm/tb/
+  rl/model/     GRPO policy export + rl/metrics.jsonl, rl/tb/, rl/checkpoints/
   summary.json  one key per stage: what it produced, its headline numbers and paths
 """
 
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 class Run:
     """Paths of one run and its summary.json (rewritten atomically after every stage)."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, resume: bool = False) -> None:
         self.cfg = cfg
+        self.resume = resume  # GRPO continues from its last checkpoint
         self.dir = cfg.run.dir.resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.summary_path = self.dir / "summary.json"
@@ -93,10 +95,10 @@ def stage_rm(run: Run) -> dict[str, Any]:
     return result
 
 
-def stage_rl(run: Run, resume: bool = False) -> dict[str, Any]:
+def stage_rl(run: Run) -> dict[str, Any]:
     from empathy_ray.rl import run_rl
 
-    result = run_rl(run.cfg, run.dir, run.sft_model, run.rm_model, resume=resume)
+    result = run_rl(run.cfg, run.dir, run.sft_model, run.rm_model, resume=run.resume)
     run.record("rl", result)
     return result
 
@@ -116,45 +118,52 @@ def missing_prerequisites(run: Run) -> list[str]:
 
 
 def run_stages(cfg: Config, stages: list[str], resume: bool = False) -> dict[str, Any]:
-    run = Run(cfg)
+    run = Run(cfg, resume)
     init_ray(cfg.ray)
     t0 = time.perf_counter()
     if "rl" in stages and "sft" not in stages:
         stages = [*missing_prerequisites(run), *stages]
     for name in stages:
         log.info("=== stage %s ===", name)
-        if name == "rl":
-            stage_rl(run, resume=resume)
-        else:
-            STAGES[name](run)
+        STAGES[name](run)
     run.summary["wall_s"] = round(time.perf_counter() - t0, 1)
     run.record("run", {"dir": str(run.dir), "stages": stages})
     return run.summary
 
 
-def run_stage_cli(cfg: Config, stage: str, resume: bool = False) -> int:
+def _load(args) -> Config | None:
     setup_process()
-    summary = run_stages(cfg, [stage], resume=resume)
+    try:
+        return load_config(args.config, args.overrides)
+    except ConfigError as e:
+        log.error("%s", e)
+        return None
+
+
+def _stage_main(args, stage: str) -> int:
+    cfg = _load(args)
+    if cfg is None:
+        return 2
+    summary = run_stages(cfg, [stage], resume=getattr(args, "resume", False))
     print(json.dumps(summary[stage], ensure_ascii=False, indent=2, default=str))
     return 0
 
 
+def sft_main(args) -> int:
+    return _stage_main(args, "sft")
+
+
+def rm_main(args) -> int:
+    return _stage_main(args, "rm")
+
+
 def rl_main(args) -> int:
-    setup_process()
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        log.error("%s", e)
-        return 2
-    return run_stage_cli(cfg, "rl", resume=args.resume)
+    return _stage_main(args, "rl")
 
 
 def demo_main(args) -> int:
-    setup_process()
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        log.error("%s", e)
+    cfg = _load(args)
+    if cfg is None:
         return 2
     summary = run_stages(cfg, list(STAGES))
     _print_demo(summary, cfg)

@@ -12,7 +12,8 @@ import torch.distributed as dist
 from transformers import AutoModelForCausalLM
 
 from empathy_ray.actors import learner as learner_mod
-from empathy_ray.actors.learner import LearnerGroup, LearnerRank, micro_batches_per_rank
+from empathy_ray.actors.learner import LearnerRank, micro_batches_per_rank
+from empathy_ray.actors.learner_group import LearnerGroup
 from empathy_ray.actors.placement import free_port, local_ranks, split_even
 from empathy_ray.config import AlgoConfig, LearnerConfig, LoraConfig, RLConfig, RolloutConfig
 

@@ -124,14 +124,16 @@ def test_bad_rl_config_fails_before_any_actor(ray_cluster, tiny_model_dir, tmp_p
         load_config(None, [*base, "rl.policy_model=/no/such/model"])
     with pytest.raises(ConfigError, match="unknown config key 'rl.rollout.workers'"):
         load_config(None, [*base, "rl.rollout.workers=3"])
-    actors_before = len(ray.util.state.list_actors(filters=[("state", "=", "ALIVE")]))
+    free_before, groups_before = ray.available_resources().get("CPU"), len(ray.util.placement_group_table())
     cfg = load_config(None, [*base, "rl.rollout.num_gpus=1"])
     with pytest.raises(ConfigError, match=r"rl.rollout: one actor needs .*GPU"):
         Roles.create(cfg, str(tiny_model_dir), None)
     cfg = load_config(None, [*base, "rl.rollout.num_workers=40", "rl.rollout.num_cpus=1"])
     with pytest.raises(ConfigError, match="CPU: needs"):
         Roles.create(cfg, str(tiny_model_dir), None)
-    assert len(ray.util.state.list_actors(filters=[("state", "=", "ALIVE")])) == actors_before
+    # nothing was reserved or started
+    assert ray.available_resources().get("CPU") == free_before
+    assert len(ray.util.placement_group_table()) == groups_before
 
 
 def test_check_resources_on_described_nodes():

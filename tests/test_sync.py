@@ -4,6 +4,7 @@ GPUs and is not exercised here."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -113,15 +114,24 @@ def test_restarted_worker_comes_back_with_version_zero(ray_cluster, hf_workers, 
     """A crash restarts the actor from the checkpoint; the driver sees version 0 and publishes again."""
     ray = ray_cluster
     ObjectStoreSync(hf_workers).publish(new_weights, version=5)
-    ray.kill(hf_workers[0], no_restart=False)
+
+    def pid_and_version():
+        return ray.get(
+            hf_workers[0].__ray_call__.remote(lambda self: (os.getpid(), self.weight_version)), timeout=30
+        )
+
+    pid_before, _ = pid_and_version()
+    ray.kill(hf_workers[0], no_restart=False)  # asynchronous: wait until a new process answers
     deadline = time.monotonic() + 60
     while True:
         try:
-            version = ray.get(hf_workers[0].get_weight_version.remote(), timeout=30)
-            break
+            pid, version = pid_and_version()
+            if pid != pid_before:
+                break
         except ray.exceptions.RayActorError:
-            assert time.monotonic() < deadline, "the rollout worker did not restart within 60 s"
-            time.sleep(0.5)
+            pass
+        assert time.monotonic() < deadline, "the rollout worker did not restart within 60 s"
+        time.sleep(0.5)
     assert version == 0
     assert ray.get(hf_workers[1].get_weight_version.remote()) == 5
     ObjectStoreSync(hf_workers).publish(new_weights, version=6)

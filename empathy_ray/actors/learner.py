@@ -19,22 +19,20 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import ray
 import torch
 import torch.distributed as dist
-from ray.util.placement_group import PlacementGroup
 
-from empathy_ray.actors.placement import node_address, rendezvous, split_even, start_ranks, stop_ranks
+from empathy_ray.actors.placement import node_address
+from empathy_ray.actors.tokens import ResponseBatch, check_train_items, collate, response_logits
 from empathy_ray.algo.kl import approx_kl
 from empathy_ray.algo.losses import entropy_from_logits, logprobs_from_logits, policy_loss
 from empathy_ray.algo.masked import masked_mean
 from empathy_ray.config import RLConfig, TrainerConfig
-from empathy_ray.train.engine import apply_lora, export_hf, full_state_dict, init_engine, pad_batch
+from empathy_ray.train.engine import apply_lora, export_hf, full_state_dict, init_engine
 
 log = logging.getLogger(__name__)
 
@@ -79,79 +77,6 @@ def trainer_config(cfg: RLConfig) -> TrainerConfig:
         max_grad_norm=lc.max_grad_norm,
         lora=lc.lora,
     )
-
-
-@dataclass
-class _Batch:
-    """Right-padded prompt+response rows and where each response token's prediction sits.
-
-    Logits at position t predict token t+1, so response token j of a row with P prompt tokens sits at
-    P + j and is predicted by the logits at P + j - 1 (`positions`).
-    """
-
-    input_ids: torch.Tensor  # [n, L]
-    attention_mask: torch.Tensor  # [n, L]
-    positions: torch.Tensor  # [n, R] logit index predicting response token j (clamped where masked)
-    labels: torch.Tensor  # [n, R] response token ids, -100 past each row's response
-    mask: torch.Tensor  # [n, R] bool: real response tokens
-    advantages: torch.Tensor | None = None  # [n]
-    ref_logprobs: torch.Tensor | None = None  # [n, R], 0 where masked
-
-    def to(self, device: torch.device) -> _Batch:
-        return _Batch(**{k: v.to(device) if v is not None else None for k, v in vars(self).items()})
-
-
-def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> _Batch:
-    seqs = [list(p) + list(r) for p, r in pairs]
-    width = max(len(s) for s in seqs)
-    resp = max(1, max(len(r) for _, r in pairs))
-    lengths = torch.tensor([len(s) for s in seqs])
-    prompt_lens = torch.tensor([len(p) for p, _ in pairs])[:, None]
-    j = torch.arange(resp)[None, :]
-    labels = torch.full((len(pairs), resp), -100, dtype=torch.long)
-    for row, (_, r) in enumerate(pairs):
-        labels[row, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return _Batch(
-        input_ids=pad_batch(seqs, pad_id),
-        attention_mask=(torch.arange(width)[None, :] < lengths[:, None]).long(),
-        positions=(prompt_lens - 1 + j).clamp(max=width - 1),
-        labels=labels,
-        mask=labels >= 0,
-    )
-
-
-def _check_items(items: list[dict[str, Any]], expected: int, needs_ref: bool) -> bool:
-    """Validate a rank's share; returns whether reference log-probs came with it."""
-    if len(items) != expected:
-        raise ValueError(
-            f"LearnerRank.train_step got {len(items)} samples; this rank's share of a step is {expected} "
-            "(rl.prompts_per_step * rl.algo.group_size / rl.learner.num_workers): send the whole step's batch"
-        )
-    with_ref = [bool(it.get("ref_logprobs")) for it in items]
-    if any(with_ref) and not all(with_ref):
-        raise ValueError(f"train_step: item {with_ref.index(False)} has no ref_logprobs while others do")
-    if needs_ref and not all(with_ref):
-        raise ValueError(
-            "rl.algo.kl_coef > 0 with rl.algo.kl_in='loss' needs ref_logprobs on every item (from the "
-            "reference actor); set rl.algo.kl_coef=0 to train without the KL term"
-        )
-    for i, it in enumerate(items):
-        if not it["prompt_ids"]:
-            raise ValueError(
-                f"train_step: item {i} has empty prompt_ids; a response needs a prompt to follow"
-            )
-        if not math.isfinite(it["advantage"]):
-            raise ValueError(
-                f"train_step: item {i} has advantage {it['advantage']}; advantages must be finite"
-            )
-        ref = it.get("ref_logprobs") or []
-        if ref and len(ref) != len(it["response_ids"]):
-            raise ValueError(
-                f"train_step: item {i} has {len(ref)} ref_logprobs for {len(it['response_ids'])} response tokens"
-            )
-        if any(math.isnan(x) for x in ref):
-            raise ValueError(f"train_step: item {i} has NaN in ref_logprobs; check the reference actor")
-    return all(with_ref)
 
 
 class LearnerRank:
@@ -222,11 +147,8 @@ class LearnerRank:
 
     # -- forward -------------------------------------------------------------------------------------
 
-    def _response_logits(self, batch: _Batch) -> torch.Tensor:
-        """[n, R, V]: the logits that predict each response token."""
-        out = self.engine(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
-        index = batch.positions[..., None].expand(-1, -1, out.logits.shape[-1])
-        return out.logits.gather(1, index)
+    def _response_logits(self, batch: ResponseBatch) -> torch.Tensor:
+        return response_logits(self.engine, batch)
 
     def _idle_forward(self) -> torch.Tensor:
         """A forward on one pad token: keeps ZeRO-3's per-layer gathers in step with busier ranks."""
@@ -269,7 +191,7 @@ class LearnerRank:
 
     # -- update --------------------------------------------------------------------------------------
 
-    def _batches(self, items: list[dict[str, Any]], with_ref: bool) -> list[_Batch]:
+    def _batches(self, items: list[dict[str, Any]], with_ref: bool) -> list[ResponseBatch]:
         mbs, out = self.cfg.learner.micro_batch_size, []
         for k in range(0, len(items), mbs):
             chunk = items[k : k + mbs]
@@ -287,7 +209,7 @@ class LearnerRank:
         return self._all_reduce([float(torch.isfinite(loss).item())], dist.ReduceOp.MIN)[0] == 1.0
 
     def _loss(
-        self, b: _Batch, old_logp: torch.Tensor | None, with_ref: bool
+        self, b: ResponseBatch, old_logp: torch.Tensor | None, with_ref: bool
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The clipped policy loss of one micro-batch (with grad) and its detached stats."""
         algo = self.cfg.algo
@@ -324,7 +246,7 @@ class LearnerRank:
         """
         algo, lc = self.cfg.algo, self.cfg.learner
         needs_ref = algo.kl_coef > 0 and algo.kl_in == "loss"
-        with_ref = _check_items(items, lc.micro_batch_size * self.trainer_config.grad_accum, needs_ref)
+        with_ref = check_train_items(items, lc.micro_batch_size * self.trainer_config.grad_accum, needs_ref)
         batches = self._batches(items, with_ref)
         old: list[torch.Tensor | None] = [None] * len(batches)
         if lc.inner_epochs > 1:
@@ -445,69 +367,3 @@ def merged_state(peft_model: torch.nn.Module, state: dict[str, torch.Tensor]) ->
         for k, v in state.items()
         if "lora_" not in k
     }
-
-
-class LearnerGroup:
-    """M `LearnerRank` actors in one placement group; each method runs on every rank and gathers."""
-
-    def __init__(self, actors: list[Any], pg: PlacementGroup) -> None:
-        self.actors, self.pg = actors, pg
-
-    @classmethod
-    def create(cls, model_dir: str, cfg: RLConfig, seed: int = 0, timeout_s: float = 300.0) -> LearnerGroup:
-        lc = cfg.learner
-        micro_batches_per_rank(cfg)  # a bad config fails here, before anything is reserved
-        args = lambda r: (model_dir, cfg, r, lc.num_workers, seed)  # noqa: E731
-        group = cls(*start_ranks(LearnerRank, "learner", lc.num_workers, lc, args, timeout_s))
-        try:
-            addr, port, local = rendezvous(group.actors)
-            ray.get([a.setup.remote(addr, port, lr) for a, lr in zip(group.actors, local, strict=True)])
-        except BaseException:
-            group.shutdown()
-            raise
-        log.info("learner group: %d ranks, rendezvous %s:%d", lc.num_workers, addr, port)
-        return group
-
-    def _all(self, method: str, *args: Any) -> list[Any]:
-        return ray.get([getattr(a, method).remote(*args) for a in self.actors])
-
-    def _shares(self, method: str, items: list[Any]) -> list[Any]:
-        shares = split_even(items, len(self.actors))
-        return ray.get([getattr(a, method).remote(s) for a, s in zip(self.actors, shares, strict=True)])
-
-    def train_step(self, items: list[dict[str, Any]]) -> dict[str, float]:
-        """One GRPO update on the step's whole batch, split in order into equal shares per rank; the
-        stats are already reduced over ranks, so rank 0's are returned."""
-        if len(items) % len(self.actors):
-            raise ValueError(
-                f"LearnerGroup.train_step: {len(items)} samples do not split over {len(self.actors)} ranks"
-            )
-        return self._shares("train_step", items)[0]
-
-    def logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
-        """Response-token log-probs; every rank scores a contiguous share (all must take part under ZeRO-3)."""
-        return [row for part in self._shares("logprobs", items) for row in part]
-
-    def weights_for_sync(self) -> ray.ObjectRef:
-        """The ObjectRef of rank 0's full state dict, once every rank has finished its part of the gather.
-        The driver passes the ref on, so the weights sit once in the object store and never visit it."""
-        refs = [a.weights_for_sync.remote() for a in self.actors]
-        ray.wait(refs, num_returns=len(refs), fetch_local=False)
-        ray.get(refs[1:])  # None each; raises if a rank failed
-        return refs[0]
-
-    def weights_checksums(self) -> list[float]:
-        return self._all("weights_checksum")
-
-    def save(self, directory: str) -> None:
-        self._all("save", directory)
-
-    def load(self, directory: str) -> None:
-        self._all("load", directory)
-
-    def export(self, directory: str) -> None:
-        self._all("export", directory)
-
-    def shutdown(self) -> None:
-        stop_ranks(self.actors, self.pg)
-        self.actors = []

@@ -13,6 +13,7 @@ import torch
 from ray.actor import ActorHandle
 from transformers import AutoModelForCausalLM
 
+from empathy_ray.actors.tokens import collate, response_logits
 from empathy_ray.algo.losses import logprobs_from_logits
 from empathy_ray.config import ReferenceConfig
 
@@ -48,22 +49,9 @@ class ReferencePolicy:
         return out
 
     def _batch_logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
-        seqs = [p + r for p, r in items]
-        width = max(len(s) for s in seqs)
-        # Right padding: causal attention keeps pad tokens (id 0, masked) from touching real positions.
-        ids = torch.zeros((len(seqs), width), dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        labels = torch.full((len(seqs), width - 1), -100, dtype=torch.long)  # label t: token t+1
-        for row, ((prompt, response), seq) in enumerate(zip(items, seqs, strict=True)):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-            labels[row, len(prompt) - 1 : len(seq) - 1] = torch.tensor(response, dtype=torch.long)
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-        logp = logprobs_from_logits(logits[:, :-1], labels.to(self.device)).cpu()
-        return [
-            logp[row, len(prompt) - 1 : len(prompt) - 1 + len(response)].tolist()
-            for row, (prompt, response) in enumerate(items)
-        ]
+        batch = collate(items, pad_id=0).to(self.device)  # right padding: masked, never attended to
+        logp = logprobs_from_logits(response_logits(self.model, batch), batch.labels).cpu()
+        return [logp[row, : len(response)].tolist() for row, (_, response) in enumerate(items)]
 
 
 def make_reference_actor(model_dir: str, cfg: ReferenceConfig) -> ActorHandle:

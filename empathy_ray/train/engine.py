@@ -104,7 +104,15 @@ def full_state_dict(engine) -> dict[str, torch.Tensor] | None:
         sd = engine.module.state_dict()
     if engine.global_rank != 0:
         return None
-    return {k: v.detach().to("cpu").clone() for k, v in sd.items()}
+    # Tied weights (embedding = LM head) stay one tensor: sent once, counted once by checksums.
+    copies: dict[tuple, torch.Tensor] = {}
+    out = {}
+    for k, v in sd.items():
+        key = (v.data_ptr(), tuple(v.shape), v.dtype)
+        if key not in copies:
+            copies[key] = v.detach().to("cpu").clone()
+        out[k] = copies[key]
+    return out
 
 
 def export_hf(

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from empathy_ray.config import Config, load_config
+from empathy_ray.config import Config
 from empathy_ray.train import data as tdata
 from empathy_ray.train.job import TrainJob, run_train_job, worker_context
 
@@ -200,9 +200,3 @@ def run_rm(cfg: Config, base_model: str | Path, out_dir: str | Path) -> dict[str
         summary["loss_last"] or float("nan"),
     )
     return summary
-
-
-def rm_main(args) -> int:
-    from empathy_ray.pipeline import run_stage_cli
-
-    return run_stage_cli(load_config(args.config, args.overrides), "rm")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from empathy_ray import coe
-from empathy_ray.config import Config, load_config
+from empathy_ray.config import Config
 from empathy_ray.train import data as tdata
 from empathy_ray.train.job import TrainJob, run_train_job, worker_context
 
@@ -207,9 +207,3 @@ def run_sft(cfg: Config, base_model: str | Path, out_dir: str | Path) -> dict[st
         summary["eval_engine"],
     )
     return {**summary, "_samples": validity["samples"]}
-
-
-def sft_main(args) -> int:
-    from empathy_ray.pipeline import run_stage_cli
-
-    return run_stage_cli(load_config(args.config, args.overrides), "sft")
