@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,7 +34,11 @@ def ray_head():
     ray_bin = str(Path(sys.executable).parent / "ray")
     temp = tempfile.mkdtemp(prefix="er-head-", dir="/tmp")
     dash = _free_port()
-    env = {**os.environ, "RAY_ADDRESS": ""}
+    # Ray 2.60 turns token auth on for `ray start` once ~/.ray/auth_token exists (any local ray.init
+    # writes it), but the CLI only sends the token in token mode: use token mode with our own token.
+    token = Path(temp) / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", "--num-cpus", "4", "--port", str(_free_port()),
          "--dashboard-port", str(dash), "--include-dashboard=true", "--temp-dir", temp],
