@@ -78,7 +78,7 @@ class Roles:
     reward: Any
     reference: Any
     learners: Any  # LearnerGroup
-    sync: Any  # WeightSync
+    sync: Any  # ObjectStoreSync; None with rl.sync=nccl (learner rank 0 broadcasts)
     counters: Counter = field(default_factory=Counter)
     always_reference: bool = True  # KL to the reference is always measured, even when not penalised
     last_weights: Any = None  # ObjectRef of the latest published weights (re-sent to restarted workers)
@@ -90,7 +90,7 @@ class Roles:
         from empathy_ray.actors.reference import make_reference_actor
         from empathy_ray.actors.reward import make_reward_actor
         from empathy_ray.actors.rollout import make_rollout_workers
-        from empathy_ray.sync import make_weight_sync
+        from empathy_ray.sync import ObjectStoreSync
 
         rl = cfg.rl
         check_resources(cfg, cluster_nodes())
@@ -100,7 +100,11 @@ class Roles:
             rl.reward, reward_model_dir, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
         )
         reference = make_reference_actor(policy_dir, rl.reference)
-        sync = make_weight_sync(rl.sync, workers)
+        sync = None
+        if rl.sync == "nccl":  # the broadcast source is learner rank 0, not this driver
+            learners.init_nccl_sync(workers, rl.rollout.tensor_parallel_size)
+        else:
+            sync = ObjectStoreSync(workers)
         log.info(
             "RL roles up: %d rollout workers (%s), %d learner ranks (DeepSpeed ZeRO-%d), reward actor (RM: %s), "
             "reference actor, weight sync: %s",
@@ -120,12 +124,20 @@ class Roles:
         return score_with_retry(self.reward, posts, texts, r.timeout_s, r.retries)
 
     def sync_weights(self, version: int) -> dict[str, float]:
+        if self.sync is None:
+            self.last_version = version
+            return self.learners.publish_nccl(version)
         self.last_weights = self.learners.weights_for_sync()  # an ObjectRef: put once, every worker pulls
         self.last_version = version
         return self.sync.publish(self.last_weights, version).as_metrics()
 
     def resync_weights(self) -> None:
         """After a rollout worker restarted (it comes back with the starting weights)."""
+        if self.sync is None:
+            raise RuntimeError(
+                "a rollout worker restarted, and an NCCL group cannot re-admit it; rerun with --resume "
+                "(or use rl.sync=object_store, which re-sends the weights to restarted workers)"
+            )
         if self.last_weights is not None:
             self.sync.publish(self.last_weights, self.last_version)
 

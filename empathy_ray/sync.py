@@ -163,6 +163,12 @@ class NcclSync:
         timeout_s: float = 600.0,
     ):
         import ray
+
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "rl.sync=nccl needs CUDA in the learner process and on the vLLM rollout workers, but "
+                "torch.cuda.is_available() is False here; use rl.sync=object_store on CPU clusters"
+            )
         from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
         from vllm.distributed.utils import StatelessProcessGroup
 
@@ -200,19 +206,3 @@ class NcclSync:
         ray.get(refs, timeout=self.timeout_s)
         stats = SyncStats.measured(_nbytes(named_tensors), time.perf_counter() - t0, "nccl", version)
         return _log(stats, len(self.workers))
-
-
-def make_weight_sync(
-    kind: str, workers: Sequence[Any], tensor_parallel_size: int = 1, **nccl_kw
-) -> WeightSync:
-    """`kind` is rl.sync: "object_store" or "nccl" (GPU learner and vLLM rollout workers only)."""
-    if kind == "object_store":
-        return ObjectStoreSync(workers)
-    if kind == "nccl":
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                "rl.sync=nccl needs CUDA in the learner process and on the vLLM rollout workers, but "
-                "torch.cuda.is_available() is False here; use rl.sync=object_store on CPU clusters"
-            )
-        return NcclSync(workers, tensor_parallel_size=tensor_parallel_size, **nccl_kw)
-    raise ValueError(f"rl.sync={kind!r}: must be 'object_store' or 'nccl'")

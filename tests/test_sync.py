@@ -15,13 +15,13 @@ from empathy_ray.actors.rollout import make_rollout_workers
 from empathy_ray.actors.vllm_ext import checksum, checksums_match
 from empathy_ray.config import RolloutConfig
 from empathy_ray.sync import (
+    NcclSync,
     ObjectStoreSync,
     SyncStats,
     bucket_meta,
     bucket_nbytes,
     bucketize,
     flatten_bucket,
-    make_weight_sync,
     unflatten_bucket,
 )
 
@@ -58,10 +58,7 @@ def test_sync_stats_metrics():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
 def test_nccl_sync_refuses_without_cuda():
     with pytest.raises(RuntimeError, match="rl.sync=nccl needs CUDA"):
-        make_weight_sync("nccl", workers=[])
-    with pytest.raises(ValueError, match="must be 'object_store' or 'nccl'"):
-        make_weight_sync("gloo", workers=[])
-    assert isinstance(make_weight_sync("object_store", workers=[]), ObjectStoreSync)
+        NcclSync(workers=[])
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +141,7 @@ def test_object_store_sync_into_a_vllm_actor(ray_cluster, tiny_model_dir, new_we
     workers = make_rollout_workers(tiny_model_dir, cfg, seed=0)
     try:
         before = ray.get(workers[0].generate.remote(prompts, 2, 0))
-        stats = make_weight_sync("object_store", workers).publish(new_weights, version=1)
+        stats = ObjectStoreSync(workers).publish(new_weights, version=1)
         assert stats.version == 1
         assert checksums_match(ray.get(workers[0].weights_checksum.remote()), checksum(new_weights.items()))
         after = ray.get(workers[0].generate.remote(prompts, 2, 0))
