@@ -15,6 +15,8 @@ import random
 import shutil
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,19 +62,17 @@ class Cursor:
 
 @dataclass
 class StepTimer:
+    """Wall seconds per phase of one step."""
+
     phases: dict[str, float] = field(default_factory=dict)
 
-    def __call__(self, name: str):
-        timer = self
-
-        class _Phase:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.phases[name] = timer.phases.get(name, 0.0) + time.perf_counter() - self.t0
-
-        return _Phase()
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
 
 
 class GRPODriver:
@@ -95,9 +95,8 @@ class GRPODriver:
         batch = [self.prompts[i] for i in self.cursor.take(self.rl.prompts_per_step, len(self.prompts))]
         with timer("rollout"):
             samples = self.rollout(batch)
-        with timer("score"):
-            scored, reward_terms, t_reward, t_ref = self.score(batch, samples)
-        timer.phases["reward"], timer.phases["reference"] = t_reward, t_ref
+        # reward and reference run concurrently: each phase's time is from submission to its result
+        scored, reward_terms, timer.phases["reward"], timer.phases["reference"] = self.score(batch, samples)
         rewards = torch.tensor([s.reward for s in scored], dtype=torch.float64)
         if self.rl.algo.kl_in == "reward" and self.rl.algo.kl_coef > 0:
             rewards = rewards - self.rl.algo.kl_coef * torch.tensor([self._seq_kl(s) for s in scored])
@@ -246,8 +245,7 @@ class GRPODriver:
         m["rollout/weight_version"] = min(s.sample.weight_version for s in scored)
         m |= {k: v for k, v in stats.items() if isinstance(v, int | float)}
         for name, secs in timer.phases.items():
-            if name != "score":
-                m[f"time/{name}_s"] = secs
+            m[f"time/{name}_s"] = secs
         m["time/step_s"] = wall
         m |= {f"counters/{k}": v for k, v in self.roles.counters.items()}
         return m

@@ -66,5 +66,6 @@ def init_ray(cfg: RayConfig) -> None:
             if cfg.address:
                 raise
             log.info("no running Ray cluster answered; starting a local one")
-    ray.init(num_cpus=cfg.num_cpus, _temp_dir=cfg.temp_dir, runtime_env=runtime_env, include_dashboard=False)
+    # The dashboard also serves the state API that Ray Train polls; without it the logs fill with warnings.
+    ray.init(num_cpus=cfg.num_cpus, _temp_dir=cfg.temp_dir, runtime_env=runtime_env)
     log.info("started local Ray: %s", ray.cluster_resources())
