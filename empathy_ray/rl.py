@@ -63,14 +63,15 @@ def run_rl(
     out_dir = run_dir / "rl"
     t0 = time.perf_counter()
     roles = Roles.create(cfg, policy, rm)
+    driver = GRPODriver(cfg, out_dir, train_prompts, roles)
     try:
-        driver = GRPODriver(cfg, out_dir, train_prompts, roles)
         resumed = resume and driver.resume()
         before = evaluate(driver, held, tag=-1) if held and not resumed else {}
         history = driver.train(cfg.rl.steps)
         after = evaluate(driver, held, tag=-2) if held else {}
         final = driver.export_policy(out_dir / "model")
     finally:
+        driver.writer.close()
         roles.shutdown()
     phases = ("rollout", "reward", "reference", "train", "sync", "step")
     timings = {p: sum(h.get(f"time/{p}_s", 0.0) for h in history) / max(len(history), 1) for p in phases}
