@@ -124,7 +124,12 @@ def test_bad_rl_config_fails_before_any_actor(ray_cluster, tiny_model_dir, tmp_p
         load_config(None, [*base, "rl.policy_model=/no/such/model"])
     with pytest.raises(ConfigError, match="unknown config key 'rl.rollout.workers'"):
         load_config(None, [*base, "rl.rollout.workers=3"])
-    free_before, groups_before = ray.available_resources().get("CPU"), len(ray.util.placement_group_table())
+
+    def live_groups() -> int:
+        return sum(1 for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED")
+
+    # earlier tests' actors may still be releasing CPUs, so "nothing reserved" means "no fewer free"
+    free_before, groups_before = ray.available_resources().get("CPU", 0.0), live_groups()
     cfg = load_config(None, [*base, "rl.rollout.num_gpus=1"])
     with pytest.raises(ConfigError, match=r"rl.rollout: one actor needs .*GPU"):
         Roles.create(cfg, str(tiny_model_dir), None)
@@ -132,8 +137,8 @@ def test_bad_rl_config_fails_before_any_actor(ray_cluster, tiny_model_dir, tmp_p
     with pytest.raises(ConfigError, match="CPU: needs"):
         Roles.create(cfg, str(tiny_model_dir), None)
     # nothing was reserved or started
-    assert ray.available_resources().get("CPU") == free_before
-    assert len(ray.util.placement_group_table()) == groups_before
+    assert ray.available_resources().get("CPU", 0.0) >= free_before
+    assert live_groups() <= groups_before
 
 
 def test_check_resources_on_described_nodes():
