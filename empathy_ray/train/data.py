@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from empathy_ray.config import DataConfig
 from empathy_ray.data.io import read_pairs, read_posts
@@ -23,15 +23,9 @@ def load_posts(cfg: DataConfig) -> list[Post]:
         for p in posts:
             answers = [a for a in p.answers if len(a.text) >= cfg.min_answer_chars]
             if answers:
-                kept.append(_with_answers(p, answers))
+                kept.append(replace(p, answers=tuple(answers)))
         posts = kept
     return posts
-
-
-def _with_answers(post: Post, answers) -> Post:
-    from dataclasses import replace
-
-    return replace(post, answers=list(answers))
 
 
 def load_pairs(cfg: DataConfig) -> list[PreferencePair]:

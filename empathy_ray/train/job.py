@@ -74,10 +74,6 @@ class WorkerContext:
             ray.train.report({"history": history}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def worker_context() -> WorkerContext:
-    return WorkerContext()
-
-
 def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
     """Fit the job on Ray Train; copy the exported model to `out_dir`; write metrics; return history."""
     from ray.train import RunConfig, ScalingConfig

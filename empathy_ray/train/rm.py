@@ -15,7 +15,7 @@ from typing import Any
 
 from empathy_ray.config import Config
 from empathy_ray.train import data as tdata
-from empathy_ray.train.job import TrainJob, run_train_job, worker_context
+from empathy_ray.train.job import TrainJob, WorkerContext, run_train_job
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _rm_loop(config: dict[str, Any]) -> None:
 
     cfg: Config = config["cfg"]
     tc = cfg.rm
-    ctx = worker_context()
+    ctx = WorkerContext()
     torch.manual_seed(cfg.run.seed)
     tokenizer, model = load_reward_model(config["base_model"])
     train, held = _pairs(cfg, tokenizer)

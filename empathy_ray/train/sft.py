@@ -14,7 +14,7 @@ from typing import Any
 from empathy_ray import coe
 from empathy_ray.config import Config
 from empathy_ray.train import data as tdata
-from empathy_ray.train.job import TrainJob, run_train_job, worker_context
+from empathy_ray.train.job import TrainJob, WorkerContext, run_train_job
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _sft_loop(config: dict[str, Any]) -> None:
     from empathy_ray.train.engine import apply_lora, init_engine, pad_batch
 
     cfg: Config = config["cfg"]
-    ctx = worker_context()
+    ctx = WorkerContext()
     tc = cfg.sft
     tokenizer = AutoTokenizer.from_pretrained(config["base_model"])
     train, held = _examples(cfg, tokenizer)
