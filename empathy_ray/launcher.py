@@ -81,12 +81,14 @@ class Roles:
     sync: Any  # ObjectStoreSync; None with rl.sync=nccl (learner rank 0 broadcasts)
     counters: Counter = field(default_factory=Counter)
     always_reference: bool = True  # KL to the reference is always measured, even when not penalised
+    rollout_pg: Any = None  # the rollout workers' placement group
     last_weights: Any = None  # ObjectRef of the latest published weights (re-sent to restarted workers)
     last_version: int = 0
 
     @classmethod
     def create(cls, cfg: Config, policy_dir: str, reward_model_dir: str | None) -> Roles:
         from empathy_ray.actors.learner_group import LearnerGroup
+        from empathy_ray.actors.placement import reserve
         from empathy_ray.actors.reference import make_reference_actor
         from empathy_ray.actors.reward import make_reward_actor
         from empathy_ray.actors.rollout import make_rollout_workers
@@ -95,7 +97,9 @@ class Roles:
         rl = cfg.rl
         check_resources(cfg, cluster_nodes())
         learners = LearnerGroup.create(policy_dir, rl, seed=cfg.run.seed)
-        workers = make_rollout_workers(policy_dir, rl.rollout, seed=cfg.run.seed)
+        # All rollout workers are reserved at once (a restarted worker comes back in its own bundle).
+        rollout_pg = reserve("rollout", rl.rollout.num_workers, rl.rollout, timeout_s=300)
+        workers = make_rollout_workers(policy_dir, rl.rollout, seed=cfg.run.seed, placement_group=rollout_pg)
         reward = make_reward_actor(
             rl.reward, reward_model_dir, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
         )
@@ -115,7 +119,7 @@ class Roles:
             reward_model_dir or "none",
             rl.sync,
         )
-        return cls(cfg, workers, reward, reference, learners, sync)
+        return cls(cfg, workers, reward, reference, learners, sync, rollout_pg=rollout_pg)
 
     def score_rewards(self, posts: list[str], texts: list[str]) -> dict[str, list[float]]:
         from empathy_ray.actors.reward import score_with_retry
@@ -143,7 +147,10 @@ class Roles:
 
     def shutdown(self) -> None:
         import ray
+        from ray.util.placement_group import remove_placement_group
 
         self.learners.shutdown()
         for a in [*self.rollout_workers, self.reward, self.reference]:
             ray.kill(a)
+        if self.rollout_pg is not None:
+            remove_placement_group(self.rollout_pg)
