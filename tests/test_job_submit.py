@@ -75,7 +75,11 @@ def test_ray_job_submit_runs_the_rl_job(ray_head, tiny_model_dir, tmp_path):
     ]
     cmd = [ray_bin, "job", "submit", "--address", url, "--working-dir", str(REPO), "--",
            sys.executable, "jobs/rl.py", "--config", "configs/demo.yaml", *overrides]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+    for _ in range(12):  # the head's job agent can come up after `ray job list` already answers
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+        if "No available agent to submit job" not in proc.stdout + proc.stderr:
+            break
+        time.sleep(5)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "succeeded" in proc.stdout
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text(encoding="utf-8"))

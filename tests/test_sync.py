@@ -96,7 +96,9 @@ def test_object_store_sync_reaches_every_worker(ray_cluster, hf_workers, new_wei
     stats = ObjectStoreSync(hf_workers).publish(new_weights, version=3)
     assert stats.bytes == sum(t.numel() * t.element_size() for t in new_weights.values())
     assert (stats.transport, stats.version) == ("object_store", 3)
-    assert stats.gbps == pytest.approx(stats.bytes / stats.seconds / 1e9)  # GB/s is derived, not asserted fast
+    assert stats.gbps == pytest.approx(
+        stats.bytes / stats.seconds / 1e9
+    )  # GB/s is derived, not asserted fast
     expected = checksum(new_weights.items())
     for got in ray.get([w.weights_checksum.remote() for w in hf_workers]):
         assert checksums_match(got, expected)  # float64 sums: rtol 1e-9
