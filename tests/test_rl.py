@@ -181,3 +181,27 @@ def test_checkpoint_and_resume_continue_the_run(trained_run, tiny_model_dir, tmp
         "step_000002",
         "step_000003",
     ]
+
+
+def test_a_rollout_worker_killed_mid_step_is_replaced(trained_run, tiny_model_dir, tmp_path):
+    """Ray restarts the worker; its chunk is re-dispatched; the step still has B*G unique samples."""
+    import threading
+
+    import ray
+
+    _, _, run_dir = trained_run
+    sft = str(run_dir / "sft" / "model")
+    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.rollout.max_new_tokens=256", *LENGTH_RULE)
+    roles = Roles.create(cfg, sft, None)
+    try:
+        driver = GRPODriver(cfg, tmp_path / "rl", build_prompts(cfg, sft, ("train",)), roles)
+        # kill worker 0 while its first chunk (4 x 256 tokens) is being generated
+        killer = threading.Timer(0.3, lambda: ray.kill(roles.rollout_workers[0], no_restart=False))
+        killer.start()
+        samples = driver.rollout(driver.prompts[:4])
+        killer.join()
+        assert roles.counters["rollout_redispatched"] >= 1, "the kill landed after the chunk finished"
+        assert len(samples) == 16 and len({s.uid for s in samples}) == 16
+        assert sorted({s.prompt_index for s in samples}) == [0, 1, 2, 3]
+    finally:
+        roles.shutdown()
