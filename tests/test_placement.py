@@ -59,7 +59,8 @@ SCRIPT = textwrap.dedent(
             }
         finally:
             roles.shutdown()
-    print("RESULT " + json.dumps(result))
+    # a file, not stdout: Ray workers' log lines are interleaved into this process's stdout
+    (__import__("pathlib").Path(out) / "result.json").write_text(json.dumps(result))
     ray.shutdown()
     cluster.shutdown()
     """
@@ -75,9 +76,9 @@ def test_roles_land_on_their_node_types(tiny_model_dir, tmp_path):
         timeout=600,
         env=env,
     )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
-    result = json.loads(lines[-1][len("RESULT ") :])
+    result_file = tmp_path / "result.json"
+    assert proc.returncode == 0 and result_file.exists(), proc.stdout[-3000:] + proc.stderr[-5000:]
+    result = json.loads(result_file.read_text())
     for workers in (1, 3):
         r = result[f"workers_{workers}"]
         assert len(r["rollout_on"]) == workers
