@@ -4,6 +4,7 @@ DeepSpeed learner group and object-store weight sync, on the session's local Ray
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 
 import pytest
@@ -48,6 +49,16 @@ def _rl_cfg(tmp_path, tiny_model_dir, sft_dir, *extra):
     )
 
 
+@contextlib.contextmanager
+def _driver(cfg, sft: str):
+    """Roles started for `cfg` and a driver over the training prompts; the roles stop afterwards."""
+    roles = Roles.create(cfg, sft, None)
+    try:
+        yield roles, GRPODriver(cfg, cfg.run.dir / "rl", build_prompts(cfg, sft, ("train",)), roles)
+    finally:
+        roles.shutdown()
+
+
 def test_grpo_learns_a_rule_reward(trained_run, tiny_model_dir, tmp_path):
     """20 GRPO steps from the SFT model raise a length-rule reward clearly; KL stays finite."""
     _, _, run_dir = trained_run
@@ -83,9 +94,7 @@ def test_roles_agree_on_logprobs_and_sync(trained_run, tiny_model_dir, tmp_path)
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
     cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.steps=1", *LENGTH_RULE)
-    roles = Roles.create(cfg, sft, None)
-    try:
-        driver = GRPODriver(cfg, tmp_path / "rl", build_prompts(cfg, sft, ("train",)), roles)
+    with _driver(cfg, sft) as (roles, driver):
         samples = driver.rollout(driver.prompts[:4])
         items = [(s.prompt_ids, s.response_ids) for s in samples]
         learner_lp = roles.learners.logprobs(items)
@@ -110,8 +119,6 @@ def test_roles_agree_on_logprobs_and_sync(trained_run, tiny_model_dir, tmp_path)
         got = ray.get([w.weights_checksum.remote() for w in roles.rollout_workers])
         print("learner checksum", want, "rollout checksums", got)
         assert all(checksums_match(g, want) for g in got)
-    finally:
-        roles.shutdown()
 
 
 def test_bad_rl_config_fails_before_any_actor(ray_cluster, tiny_model_dir, tmp_path):
@@ -192,9 +199,7 @@ def test_a_rollout_worker_killed_mid_step_is_replaced(trained_run, tiny_model_di
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
     cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.rollout.max_new_tokens=256", *LENGTH_RULE)
-    roles = Roles.create(cfg, sft, None)
-    try:
-        driver = GRPODriver(cfg, tmp_path / "rl", build_prompts(cfg, sft, ("train",)), roles)
+    with _driver(cfg, sft) as (roles, driver):
         # kill worker 0 while its first chunk (4 x 256 tokens) is being generated
         killer = threading.Timer(0.3, lambda: ray.kill(roles.rollout_workers[0], no_restart=False))
         killer.start()
@@ -203,5 +208,3 @@ def test_a_rollout_worker_killed_mid_step_is_replaced(trained_run, tiny_model_di
         assert roles.counters["rollout_redispatched"] >= 1, "the kill landed after the chunk finished"
         assert len(samples) == 16 and len({s.uid for s in samples}) == 16
         assert sorted({s.prompt_index for s in samples}) == [0, 1, 2, 3]
-    finally:
-        roles.shutdown()
