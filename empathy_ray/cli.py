@@ -27,6 +27,9 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "rl_main",
         "GRPO on Ray actors (runs SFT and RM first when their outputs are missing)",
     ),
+    "eval": ("empathy_ray.eval.cli", "eval_main", "automatic metrics and Win@K of models on held-out posts"),
+    "rank-ui": ("empathy_ray.eval.cli", "rank_ui_main", "web page for clinicians to rank eval answers"),
+    "report": ("empathy_ray.eval.cli", "report_main", "write runs/<run>/report.html"),
 }
 
 
@@ -85,8 +88,16 @@ def _rl_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue GRPO from the run's last checkpoint")
 
 
+def _eval_args(name: str):
+    """The eval commands' argument builders live beside them (imported lazily, like the commands)."""
+    return lambda p: getattr(importlib.import_module("empathy_ray.eval.cli"), name)(p)
+
+
 _ARGS = {
     "rl": _rl_args,
+    "eval": _eval_args("add_eval_args"),
+    "rank-ui": _eval_args("add_rank_ui_args"),
+    "report": _eval_args("add_report_args"),
     "coe check": _coe_check_args,
     "data validate": _data_validate_args,
     "data convert-psyqa": _convert_psyqa_args,
