@@ -1,7 +1,8 @@
 """Rollout workers: G sampled answers per prompt from a long-lived engine the learner updates in place.
 
 `RolloutEngine` is a plain class (usable and testable without Ray); `make_rollout_workers` wraps it
-in Ray actors. vLLM is the engine; transformers `generate` runs only when `rollout.engine` names it.
+in Ray actors. vLLM is the engine; transformers `generate` runs only when `rollout.engine` names it,
+and "simulated" (no model, a fixed delay per decoding step) only in the orchestration benchmark.
 
 Conventions every consumer relies on:
 - `response_ids` are exactly the generated tokens, including the final EOS when the engine stopped
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +184,35 @@ class _HfBackend:
         return checksum(self.model.named_parameters())
 
 
+class _SimulatedBackend:
+    """No model: every call decodes max_new_tokens steps at a fixed delay per step, whatever the batch
+    (like a memory-bound engine at small batch). Measures the dispatch and Ray around an engine."""
+
+    def __init__(self, cfg: RolloutConfig):
+        self.cfg = cfg
+        self.loaded: dict[str, float] = checksum([])
+
+    def sample(self, prompts: list[list[int]], group_size: int, seeds: list[int]) -> list[list[_Draw]]:
+        n = self.cfg.max_new_tokens
+        time.sleep(n * self.cfg.simulated_step_delay_s)
+        groups = []
+        for seed in seeds:
+            rng = random.Random(seed)
+            groups.append(
+                [
+                    _Draw([rng.randrange(1, 1000) for _ in range(n)], [-1.0] * n, "", "length")
+                    for _ in range(group_size)
+                ]
+            )
+        return groups
+
+    def load(self, named: list[tuple[str, torch.Tensor]]) -> None:
+        self.loaded = checksum(named)
+
+    def checksum(self) -> dict[str, float]:
+        return self.loaded
+
+
 class RolloutEngine:
     """One engine, G answers per prompt, weights replaced in place by `update_weights`."""
 
@@ -193,11 +225,15 @@ class RolloutEngine:
         self.weight_version = 0
         log.info("rollout engine: %s for %s (seed %d)", cfg.engine, model_dir, seed)
         if cfg.engine == "vllm":
-            self._backend: _VllmBackend | _HfBackend = _VllmBackend(str(model_dir), cfg, seed)
+            self._backend: _VllmBackend | _HfBackend | _SimulatedBackend = _VllmBackend(
+                str(model_dir), cfg, seed
+            )
         elif cfg.engine == "transformers":
             self._backend = _HfBackend(str(model_dir), cfg, seed)
+        elif cfg.engine == "simulated":
+            self._backend = _SimulatedBackend(cfg)
         else:
-            raise ValueError(f"rollout.engine={cfg.engine!r}: must be 'vllm' or 'transformers'")
+            raise ValueError(f"rollout.engine={cfg.engine!r}: must be 'vllm', 'transformers' or 'simulated'")
 
     def generate(
         self, prompts: list[list[int]], group_size: int, step: int, prompt_offset: int = 0

@@ -118,7 +118,10 @@ class RolloutConfig(ActorResources):
     # (2 x 0.5 rollout + 2 x 1 learner + 0.5 reward + 0.5 reference); GPU recipes set num_gpus.
     num_cpus: float = 0.5
     num_workers: int = 2
-    engine: Literal["vllm", "transformers"] = "vllm"  # transformers `generate`: only when named here
+    # transformers `generate`: only when named here; "simulated": no model, a fixed delay per decoding
+    # step (benchmarks/scaling.py measures the orchestration with it)
+    engine: Literal["vllm", "transformers", "simulated"] = "vllm"
+    simulated_step_delay_s: float = 0.005  # engine=simulated only: seconds per decoding step of a call
     tensor_parallel_size: int = 1
     temperature: float = 1.0
     top_p: float = 1.0
