@@ -1,0 +1,121 @@
+"""The evaluation posts and every system's answers to them.
+
+All systems answer the same posts with the same sampling seed, so their differences come from the
+models alone. Each model generates in its own Ray task (one worker process per model, `max_calls=1`):
+a vLLM engine is started once per model and its process exits afterwards, so engines never pile up in
+one process and the driver never imports vLLM.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from empathy_ray import coe
+from empathy_ray.config import Config, ConfigError
+from empathy_ray.data.records import Post
+from empathy_ray.serve.safety import assess
+from empathy_ray.train import data as tdata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalPost:
+    """A held-out post as the evaluation needs it."""
+
+    id: str
+    text: str
+    references: list[str]  # every answer the data holds for the post (multi-reference BLEU/chrF)
+    flagged: bool  # marked crisis in the data, or the safety guard finds risk in the post
+
+    @classmethod
+    def from_post(cls, post: Post) -> EvalPost:
+        return cls(
+            post.id, post.text, [a.text for a in post.answers], post.crisis or assess(post.text).is_risky
+        )
+
+
+def select_posts(cfg: Config) -> list[EvalPost]:
+    """The first `eval.max_posts` posts of split `eval.split` (0: all), in data order."""
+    posts = [p for p in tdata.load_posts(cfg.data) if tdata.post_split(p.id, cfg.data) == cfg.eval.split]
+    if cfg.eval.max_posts > 0:
+        posts = posts[: cfg.eval.max_posts]
+    if not posts:
+        source = cfg.data.posts or "the embedded samples"
+        raise ConfigError(
+            f"eval.split={cfg.eval.split!r}: no posts of {source} fall in that split "
+            f"(data.split_fractions={list(cfg.data.split_fractions)}); choose another split or more data"
+        )
+    return [EvalPost.from_post(p) for p in posts]
+
+
+def _generate_task(model_dir: str, texts: list[str], max_prompt_tokens: int, ev: dict) -> list[str]:
+    """Runs in a Ray worker: the model's own tokenizer builds the prompts, then one batched generate."""
+    from transformers import AutoTokenizer
+
+    from empathy_ray.generation import generate
+    from empathy_ray.modeling.chat import prompt_ids
+    from empathy_ray.runtime import setup_process
+
+    setup_process()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    prompts = [prompt_ids(tokenizer, t, max_prompt_tokens) for t in texts]
+    outs = generate(model_dir, prompts, ev["max_new_tokens"], ev["temperature"], ev["seed"], ev["engine"])
+    return [o.text for o in outs]
+
+
+def generate_answers(
+    cfg: Config, models: dict[str, Path], posts: list[EvalPost]
+) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Completions per system (in post order) and the seconds each system's generation took.
+
+    Models run one after another: on a CPU box two engines would only fight over the cores.
+    """
+    import ray
+
+    for name, model_dir in models.items():
+        if not (Path(model_dir) / "config.json").is_file():
+            raise ConfigError(f"model {name!r}: no HF model at {model_dir} (config.json missing)")
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_calls=1)(_generate_task)
+    ev = {k: getattr(cfg.eval, k) for k in ("max_new_tokens", "temperature", "seed", "engine")}
+    texts = [p.text for p in posts]
+    completions: dict[str, list[str]] = {}
+    seconds: dict[str, float] = {}
+    for name, model_dir in models.items():
+        t0 = time.perf_counter()
+        log.info("eval: %s generates %d answers (engine %s)", name, len(posts), cfg.eval.engine)
+        completions[name] = ray.get(task.remote(str(model_dir), texts, cfg.data.max_prompt_tokens, ev))
+        seconds[name] = round(time.perf_counter() - t0, 2)
+    return completions, seconds
+
+
+def answer_rows(
+    posts: list[EvalPost], completions: dict[str, list[str]], rm_scores: dict[str, list[float]] | None
+) -> list[dict]:
+    """One JSON-ready row per post with every system's completion parsed (for the rank UI and report)."""
+    rows = []
+    for i, post in enumerate(posts):
+        systems = {}
+        for name, texts in completions.items():
+            parsed = coe.parse(texts[i])
+            systems[name] = {
+                "completion": texts[i],
+                "answer": parsed.answer,
+                "layers": parsed.layers,
+                "valid": parsed.valid,
+                "rm_score": rm_scores[name][i] if rm_scores else None,
+            }
+        rows.append(
+            {
+                "post_id": post.id,
+                "post": post.text,
+                "references": post.references,
+                "flagged": post.flagged,
+                "systems": systems,
+            }
+        )
+    return rows

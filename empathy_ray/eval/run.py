@@ -1,0 +1,147 @@
+"""The evaluation run: answers from every system, automatic metrics, the judge's Win@K, files.
+
+out_dir/
+  eval.json         settings, per-system metrics, the judge's Win@K / mean rank summary, timings
+  eval.md           the same as markdown tables
+  answers.jsonl     one row per post: the post, references, and every system's parsed completion
+  judgements.jsonl  one row per post: the judge's ranks, or its failure and why
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from empathy_ray.actors.reward import RewardScorer
+from empathy_ray.config import Config, ConfigError, RewardConfig
+from empathy_ray.eval.answers import answer_rows, generate_answers, select_posts
+from empathy_ray.eval.judge import EndpointJudge, endpoint_rankings, rm_rankings
+from empathy_ray.eval.ranking import Ranking, summarise, to_markdown
+from empathy_ray.eval.scores import metrics_markdown, system_metrics
+from empathy_ray.io_utils import atomic_write_text
+from empathy_ray.runtime import init_ray
+
+log = logging.getLogger(__name__)
+
+
+def _check(cfg: Config, models: dict[str, Path], rm_dir: Path | None) -> None:
+    if not models:
+        raise ConfigError("eval: no models given; pass at least one NAME=DIR")
+    if cfg.eval.judge == "rm" and rm_dir is None and len(models) > 1:
+        raise ConfigError(
+            "eval.judge=rm needs a reward model (rm_dir / --rm DIR); or set eval.judge=endpoint or none"
+        )
+    if rm_dir is not None and not (Path(rm_dir) / "config.json").is_file():
+        raise ConfigError(f"eval: no reward model at {rm_dir} (config.json missing)")
+
+
+def _judge(
+    cfg: Config, rows: list[dict], rm_scores: dict[str, list[float]] | None, rm_dir: Path | None
+) -> list[Ranking] | None:
+    if cfg.eval.judge == "none" or len(rows[0]["systems"]) < 2:
+        return None
+    if cfg.eval.judge == "rm":
+        assert rm_scores is not None and rm_dir is not None, "checked in _check"
+        return rm_rankings([r["post_id"] for r in rows], rm_scores, f"rm:{Path(rm_dir).resolve()}")
+    return endpoint_rankings(EndpointJudge.from_config(cfg.eval), rows)
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    judge = result["judge"]
+    parts = [
+        "# Evaluation\n",
+        f"{len(result['post_ids'])} posts of split `{result['split']}`, engine {result['engine']}, "
+        f"temperature {result['temperature']}, seed {result['seed']}, max {result['max_new_tokens']} new tokens.\n",
+        "## Automatic metrics\n",
+        metrics_markdown(result["metrics"]),
+    ]
+    if judge is not None:
+        parts += [f"## Win@K and mean rank (judge: {', '.join(judge['summary']['judges'])})\n"]
+        parts += [to_markdown(judge["summary"])]
+    return "\n".join(parts)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def run_eval(
+    cfg: Config, models: dict[str, Path], out_dir: Path, rm_dir: Path | None = None
+) -> dict[str, Any]:
+    """Evaluate `models` (system name -> HF directory) on the posts of `cfg.eval.split`.
+
+    `rm_dir` is the reward model for the mean RM score and, with eval.judge=rm, the ranking judge.
+    Joins or starts Ray (`cfg.ray`) for the generation tasks. Returns what eval.json holds.
+    """
+    _check(cfg, models, rm_dir)
+    t0 = time.perf_counter()
+    init_ray(cfg.ray)
+    posts = select_posts(cfg)
+    completions, gen_s = generate_answers(cfg, models, posts)
+
+    t_rm = time.perf_counter()
+    rm_scores = None
+    if rm_dir is not None:
+        scorer = RewardScorer(
+            RewardConfig(), str(rm_dir), cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
+        )
+        texts = [p.text for p in posts]
+        rm_scores = {name: scorer.score(texts, comps)["rm"] for name, comps in completions.items()}
+    rm_s = time.perf_counter() - t_rm
+
+    metrics = {
+        name: system_metrics(posts, comps, rm_scores[name] if rm_scores else None)
+        for name, comps in completions.items()
+    }
+    rows = answer_rows(posts, completions, rm_scores)
+
+    t_judge = time.perf_counter()
+    rankings = _judge(cfg, rows, rm_scores, rm_dir)
+    judge = None
+    if rankings is not None:
+        summary = summarise(rankings, len(models), cfg.eval.bootstrap, seed=cfg.eval.seed)
+        failures = [{"post_id": r.post_id, "error": r.error} for r in rankings if r.failed]
+        judge = {"kind": cfg.eval.judge, "summary": summary, "failures": failures}
+    judge_s = time.perf_counter() - t_judge
+
+    result: dict[str, Any] = {
+        "split": cfg.eval.split,
+        "post_ids": [p.id for p in posts],
+        "engine": cfg.eval.engine,
+        "temperature": cfg.eval.temperature,
+        "seed": cfg.eval.seed,
+        "max_new_tokens": cfg.eval.max_new_tokens,
+        "models": {name: str(Path(d).resolve()) for name, d in models.items()},
+        "reward_model": str(Path(rm_dir).resolve()) if rm_dir is not None else None,
+        "metrics": metrics,
+        "judge": judge,
+        "timings": {
+            "generate_s": gen_s,
+            "rm_score_s": round(rm_s, 2),
+            "judge_s": round(judge_s, 2),
+            "total_s": round(time.perf_counter() - t0, 2),
+        },
+    }
+    out_dir = Path(out_dir)
+    _write_jsonl(out_dir / "answers.jsonl", rows)
+    if rankings is not None:
+        _write_jsonl(
+            out_dir / "judgements.jsonl",
+            [
+                {
+                    "post_id": r.post_id,
+                    "judge": r.judge,
+                    "ranks": dict(r.ranks),
+                    "failed": r.failed,
+                    "error": r.error,
+                }
+                for r in rankings
+            ],
+        )
+    atomic_write_text(out_dir / "eval.md", _markdown(result))
+    atomic_write_text(out_dir / "eval.json", json.dumps(result, ensure_ascii=False, indent=2))
+    log.info("eval written to %s (%.1f s)", out_dir, result["timings"]["total_s"])
+    return result

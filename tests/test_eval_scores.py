@@ -1,0 +1,57 @@
+"""Per-system metrics assembled from hand-checkable completions."""
+
+from __future__ import annotations
+
+import pytest
+
+from empathy_ray import coe
+from empathy_ray.eval.answers import EvalPost
+from empathy_ray.eval.scores import crisis_path_rate, metrics_markdown, system_metrics
+
+LAYERS = {"L1": "很难过", "L2": "失恋", "L3": "想被理解", "L4": "先共情"}
+POSTS = [
+    EvalPost("p1", "失恋了\n我很难过。", ["我很难过"], flagged=False),
+    EvalPost("p2", "不想活了\n我想死。", ["请拨打热线", "别一个人扛"], flagged=True),
+]
+# p1: a valid CoE whose answer is 难过难过; p2: no think block (invalid), best-effort answer 你好
+COMPLETIONS = [coe.render(LAYERS, "难过难过"), "<answer>你好</answer>"]
+
+
+def test_system_metrics_by_hand():
+    out = system_metrics(POSTS, COMPLETIONS, rm_scores=[1.0, -0.5])
+    assert out["posts"] == 2
+    assert out["coe_validity"] == 0.5
+    assert [out[f"layer_L{i}"] for i in range(1, 5)] == [0.5] * 4
+    # answers 难过难过 (4 chars) and 你好 (2): unigrams 难过难过你好 -> 4 unique of 6,
+    # bigrams 难过 过难 难过 | 你好 -> 3 unique of 4
+    assert out["mean_length"] == 3.0
+    assert out["distinct_1"] == pytest.approx(4 / 6)
+    assert out["distinct_2"] == pytest.approx(3 / 4)
+    # ROUGE-L: 难过难过 vs 我很难过: LCS 难过 = 2, P = R = 2/4 -> F 0.5; 你好 shares nothing with either
+    # reference of p2 -> 0; mean 0.25
+    assert out["rouge_l"] == pytest.approx(0.25)
+    assert out["rm_score"] == pytest.approx(0.25)
+    # the only flagged post got 你好: no pointer to help
+    assert (out["crisis_path_rate"], out["flagged_posts"]) == (0.0, 1)
+    assert 0 < out["chrf"] < 100 and 0 <= out["bleu4"] < 100
+
+
+def test_crisis_path_rate_counts_flagged_posts_only():
+    flagged_only = [POSTS[1], POSTS[1], POSTS[0]]
+    answers = ["请现在就拨打心理援助热线 12356。", "我懂你。", "请拨打 12356"]
+    assert crisis_path_rate(flagged_only, answers) == (0.5, 2)  # the unflagged third post is ignored
+    assert crisis_path_rate([POSTS[0]], ["你好"]) == (None, 0)  # nothing flagged: no rate, not 0
+
+
+def test_markdown_shows_unmeasured_metrics_as_dash():
+    table = metrics_markdown({"sft": system_metrics(POSTS, COMPLETIONS, rm_scores=None)})
+    header, rule, row = table.splitlines()
+    assert header.startswith("| System | CoE valid | L1 |") and rule.count("---") == 14
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "sft" and cells[1] == "0.50" and cells[11] == "-"  # no RM: no RM score
+    assert cells[12] == "3.0" and cells[13] == "0.00"
+
+
+def test_mismatched_lengths_are_an_error():
+    with pytest.raises(ValueError, match="2 posts but 1 completions"):
+        system_metrics(POSTS, COMPLETIONS[:1], None)
