@@ -30,6 +30,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("empathy_ray.eval.cli", "eval_main", "automatic metrics and Win@K of models on held-out posts"),
     "rank-ui": ("empathy_ray.eval.cli", "rank_ui_main", "web page for clinicians to rank eval answers"),
     "report": ("empathy_ray.eval.cli", "report_main", "write runs/<run>/report.html"),
+    "serve": (
+        "empathy_ray.serve.cli",
+        "serve_main",
+        "deploy a model on Ray Serve behind an OpenAI-compatible API (with the crisis-safety guard)",
+    ),
 }
 
 
@@ -93,7 +98,15 @@ def _eval_args(name: str):
     return lambda p: getattr(importlib.import_module("empathy_ray.eval.cli"), name)(p)
 
 
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p)
+    p.add_argument(
+        "--model", default="", help="HF model directory (default: the run's GRPO, else SFT output)"
+    )
+
+
 _ARGS = {
+    "serve": _serve_args,
     "rl": _rl_args,
     "eval": _eval_args("add_eval_args"),
     "rank-ui": _eval_args("add_rank_ui_args"),

@@ -29,16 +29,26 @@ def _cpu_only() -> bool:
     return not torch.cuda.is_available()
 
 
+def cpu_engine_kwargs() -> dict:
+    """vLLM engine arguments for a CPU-only machine; {} when CUDA is there.
+
+    Eager mode skips minutes of compilation, fp32 avoids the AMX permission dance bf16 needs on
+    this CPU, and a 1 GiB KV cache leaves memory for the other roles on a laptop.
+    """
+    if not _cpu_only():
+        return {}
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    return {"enforce_eager": True, "dtype": "float32", "gpu_memory_utilization": 0.3}
+
+
 def vllm_engine(
     model_dir: str, seed: int = 0, max_model_len: int = 2048, tensor_parallel_size: int = 1, **kw
 ):
     """Start a vLLM `LLM` in this process. On CPU: in-process engine, eager mode, small KV cache."""
     if _cpu_only():
-        # In-process and eager: ~3 s to start instead of 25-60 s (ENVIRONMENT.md); fp32 avoids the
-        # AMX permission dance bf16 needs on this CPU.
+        # In-process: ~3 s to start instead of 25-60 s (ENVIRONMENT.md).
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-        kw = {"enforce_eager": True, "dtype": "float32", "gpu_memory_utilization": 0.3, **kw}
+        kw = {**cpu_engine_kwargs(), **kw}
     from vllm import LLM
 
     llm = LLM(

@@ -9,6 +9,7 @@ from pathlib import Path
 from empathy_ray.config import RayConfig
 
 log = logging.getLogger(__name__)
+_started_here = False  # this process started its own local Ray (it ends with the process)
 
 
 def cache_root() -> Path:
@@ -49,23 +50,30 @@ def _cluster_running() -> bool:
     return Path("/tmp/ray/ray_current_cluster").exists()
 
 
-def init_ray(cfg: RayConfig) -> None:
-    """Join the cluster named in the config, or a running one, else start a local Ray."""
+def init_ray(cfg: RayConfig) -> bool:
+    """Join the cluster named in the config, or a running one, else start a local Ray.
+
+    Returns True when the Ray cluster outlives this process (joined, not started here): what is
+    deployed on it (a Serve app) keeps running after we exit.
+    """
+    global _started_here
     import ray
 
     if ray.is_initialized():
-        return
+        return not _started_here
     runtime_env = {"env_vars": worker_env()}
     if cfg.address or _cluster_running():
         address = cfg.address or "auto"
         try:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
             log.info("joined Ray cluster at %s: %s", address, ray.cluster_resources())
-            return
+            return True
         except ConnectionError:
             if cfg.address:
                 raise
             log.info("no running Ray cluster answered; starting a local one")
     # The dashboard also serves the state API that Ray Train polls; without it the logs fill with warnings.
     ray.init(num_cpus=cfg.num_cpus, _temp_dir=cfg.temp_dir, runtime_env=runtime_env)
+    _started_here = True
     log.info("started local Ray: %s", ray.cluster_resources())
+    return False

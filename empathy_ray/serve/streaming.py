@@ -1,0 +1,64 @@
+"""Split a growing CoE completion into `reasoning_content` and `content` deltas while it streams.
+
+The model writes `<empathy_think>…</empathy_think><answer>…</answer>`. A streaming client should see
+the CoE arrive as reasoning and the reply as content, never a tag, and never a half-written tag
+(`<ans` may be the start of `<answer>`), so a trailing fragment that could still become a tag is
+held back until the next token decides it. At the end the content is reconciled with `coe.parse`,
+so a stream and a non-streamed reply of the same text end with the same answer.
+"""
+
+from __future__ import annotations
+
+from empathy_ray import coe
+
+_OPEN_THINK, _CLOSE_THINK = f"<{coe.THINK}>", f"</{coe.THINK}>"
+_OPEN_ANSWER, _CLOSE_ANSWER = f"<{coe.ANSWER}>", f"</{coe.ANSWER}>"
+_TAGS = tuple(f"<{c}{n}>" for n in (coe.THINK, coe.ANSWER, *coe.LAYERS) for c in ("", "/"))
+
+
+def _hold_back_partial_tag(text: str) -> str:
+    cut = text.rfind("<")
+    if cut != -1 and ">" not in text[cut:] and any(t.startswith(text[cut:]) for t in _TAGS):
+        return text[:cut]
+    return text
+
+
+def _views(text: str, final: bool) -> tuple[str, str]:
+    """(reasoning, content) of the text so far."""
+    if not final:
+        text = _hold_back_partial_tag(text)
+    reasoning, rest = "", text
+    head = text.lstrip()
+    if head.startswith(_OPEN_THINK) or (not final and _OPEN_THINK.startswith(head)):
+        body = head[len(_OPEN_THINK) :]
+        end = body.find(_CLOSE_THINK)
+        reasoning, rest = (body, "") if end == -1 else (body[:end], body[end + len(_CLOSE_THINK) :])
+    if final:
+        return reasoning.strip(), coe.parse(text).answer
+    if _OPEN_ANSWER in rest:
+        content = rest.split(_OPEN_ANSWER, 1)[1].split(_CLOSE_ANSWER, 1)[0]
+    elif reasoning or head.startswith("<"):
+        content = ""  # between the CoE and <answer>: wait for the tag
+    else:
+        content = rest  # a model that answers without any CoE: stream it as is
+    return reasoning.strip(), coe.strip_tags(content).lstrip().rstrip()
+
+
+class CoEStream:
+    """Feed the cumulative text after every engine step; get the new (reasoning, content) pieces."""
+
+    def __init__(self) -> None:
+        self.reasoning = ""
+        self.content = ""
+
+    def feed(self, text: str, final: bool = False) -> tuple[str, str]:
+        reasoning, content = _views(text, final)
+        deltas = []
+        for name, new in (("reasoning", reasoning), ("content", content)):
+            sent = getattr(self, name)
+            # Views only grow while streaming; if the final parse disagrees with what was already
+            # sent (a malformed completion), nothing can be taken back, so nothing more is added.
+            delta = new[len(sent) :] if new.startswith(sent) else ""
+            setattr(self, name, sent + delta)
+            deltas.append(delta)
+        return deltas[0], deltas[1]
