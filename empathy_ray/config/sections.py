@@ -184,6 +184,9 @@ class RLConfig:
     sync: Literal["object_store", "nccl"] = "object_store"
     checkpoint_every: int = 5
     keep_checkpoints: int = 2
+    # A step with non-finite rewards, advantages or losses is skipped (warned, counted); this many in a
+    # row stop the run (a broken reward model or diverged policy, not a one-off overflow).
+    max_nonfinite_steps: int = 3
     eval_prompts: int = 16
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
