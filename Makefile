@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test install lint clean-runs
+.PHONY: demo test install lint clean-runs chromium
 
 install: $(STAMP)
 
@@ -23,8 +23,17 @@ $(STAMP): pyproject.toml .ci/constraints-cpu.txt
 demo: $(STAMP)
 	$(VENV)/bin/empathy-ray demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
+
+# The rank-ui browser test drives Debian's chromium (headless, via Playwright's Python package).
+# Installed once, as root or through sudo; nothing happens when `chromium` is already on PATH.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "chromium is missing and neither root nor sudo is available: install Debian's chromium package" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check empathy_ray jobs tests benchmarks
