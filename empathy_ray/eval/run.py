@@ -17,7 +17,7 @@ from typing import Any
 
 from empathy_ray.actors.reward import RewardScorer
 from empathy_ray.config import Config, ConfigError, RewardConfig
-from empathy_ray.eval.answers import answer_rows, generate_answers, select_posts
+from empathy_ray.eval.answers import EvalPost, answer_rows, generate_answers, select_posts
 from empathy_ray.eval.judge import EndpointJudge, endpoint_rankings, rm_rankings
 from empathy_ray.eval.ranking import Ranking, summarise, to_markdown
 from empathy_ray.eval.scores import metrics_markdown, system_metrics
@@ -36,17 +36,6 @@ def _check(cfg: Config, models: dict[str, Path], rm_dir: Path | None) -> None:
         )
     if rm_dir is not None and not (Path(rm_dir) / "config.json").is_file():
         raise ConfigError(f"eval: no reward model at {rm_dir} (config.json missing)")
-
-
-def _judge(
-    cfg: Config, rows: list[dict], rm_scores: dict[str, list[float]] | None, rm_dir: Path | None
-) -> list[Ranking] | None:
-    if cfg.eval.judge == "none" or len(rows[0]["systems"]) < 2:
-        return None
-    if cfg.eval.judge == "rm":
-        assert rm_scores is not None and rm_dir is not None, "checked in _check"
-        return rm_rankings([r["post_id"] for r in rows], rm_scores, f"rm:{Path(rm_dir).resolve()}")
-    return endpoint_rankings(EndpointJudge.from_config(cfg.eval), rows)
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -68,64 +57,10 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def run_eval(
-    cfg: Config, models: dict[str, Path], out_dir: Path, rm_dir: Path | None = None
-) -> dict[str, Any]:
-    """Evaluate `models` (system name -> HF directory) on the posts of `cfg.eval.split`.
-
-    `rm_dir` is the reward model for the mean RM score and, with eval.judge=rm, the ranking judge.
-    Joins or starts Ray (`cfg.ray`) for the generation tasks. Returns what eval.json holds.
-    """
-    _check(cfg, models, rm_dir)
-    t0 = time.perf_counter()
-    init_ray(cfg.ray)
-    posts = select_posts(cfg)
-    completions, gen_s = generate_answers(cfg, models, posts)
-
-    t_rm = time.perf_counter()
-    rm_scores = None
-    if rm_dir is not None:
-        scorer = RewardScorer(
-            RewardConfig(), str(rm_dir), cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
-        )
-        texts = [p.text for p in posts]
-        rm_scores = {name: scorer.score(texts, comps)["rm"] for name, comps in completions.items()}
-    rm_s = time.perf_counter() - t_rm
-
-    metrics = {
-        name: system_metrics(posts, comps, rm_scores[name] if rm_scores else None)
-        for name, comps in completions.items()
-    }
-    rows = answer_rows(posts, completions, rm_scores)
-
-    t_judge = time.perf_counter()
-    rankings = _judge(cfg, rows, rm_scores, rm_dir)
-    judge = None
-    if rankings is not None:
-        summary = summarise(rankings, len(models), cfg.eval.bootstrap, seed=cfg.eval.seed)
-        failures = [{"post_id": r.post_id, "error": r.error} for r in rankings if r.failed]
-        judge = {"kind": cfg.eval.judge, "summary": summary, "failures": failures}
-    judge_s = time.perf_counter() - t_judge
-
-    result: dict[str, Any] = {
-        "split": cfg.eval.split,
-        "post_ids": [p.id for p in posts],
-        "engine": cfg.eval.engine,
-        "temperature": cfg.eval.temperature,
-        "seed": cfg.eval.seed,
-        "max_new_tokens": cfg.eval.max_new_tokens,
-        "models": {name: str(Path(d).resolve()) for name, d in models.items()},
-        "reward_model": str(Path(rm_dir).resolve()) if rm_dir is not None else None,
-        "metrics": metrics,
-        "judge": judge,
-        "timings": {
-            "generate_s": gen_s,
-            "rm_score_s": round(rm_s, 2),
-            "judge_s": round(judge_s, 2),
-            "total_s": round(time.perf_counter() - t0, 2),
-        },
-    }
-    out_dir = Path(out_dir)
+def write_outputs(
+    out_dir: Path, result: dict[str, Any], rows: list[dict], rankings: list[Ranking] | None
+) -> None:
+    """eval.json, eval.md, answers.jsonl and judgements.jsonl (each written atomically)."""
     _write_jsonl(out_dir / "answers.jsonl", rows)
     if rankings is not None:
         _write_jsonl(
@@ -143,5 +78,87 @@ def run_eval(
         )
     atomic_write_text(out_dir / "eval.md", _markdown(result))
     atomic_write_text(out_dir / "eval.json", json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def _rm_scores(cfg: Config, rm_dir: Path, posts: list[EvalPost], completions: dict[str, list[str]]):
+    scorer = RewardScorer(
+        RewardConfig(), str(rm_dir), cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
+    )
+    texts = [p.text for p in posts]
+    return {name: scorer.score(texts, comps)["rm"] for name, comps in completions.items()}
+
+
+def score_answers(
+    cfg: Config,
+    posts: list[EvalPost],
+    completions: dict[str, list[str]],
+    rm_scores: dict[str, list[float]] | None,
+    rm_judge: str = "rm",
+) -> tuple[dict[str, Any], list[dict], list[Ranking] | None]:
+    """Metrics, answer rows and the judge's rankings for given completions (no generation here).
+
+    `rm_judge` names the RM judge in the output (the reward model's path). Returns the core of
+    eval.json (settings, metrics, judge summary), the answers.jsonl rows and the rankings.
+    """
+    metrics = {
+        name: system_metrics(posts, comps, rm_scores[name] if rm_scores else None)
+        for name, comps in completions.items()
+    }
+    rows = answer_rows(posts, completions, rm_scores)
+    rankings: list[Ranking] | None = None
+    if cfg.eval.judge == "rm" and len(completions) > 1:
+        if rm_scores is None:
+            raise ConfigError(
+                "eval.judge=rm needs reward-model scores; pass a reward model or eval.judge=none"
+            )
+        rankings = rm_rankings([p.id for p in posts], rm_scores, rm_judge)
+    elif cfg.eval.judge == "endpoint" and len(completions) > 1:
+        rankings = endpoint_rankings(EndpointJudge.from_config(cfg.eval), rows)
+    judge = None
+    if rankings is not None:
+        summary = summarise(rankings, len(completions), cfg.eval.bootstrap, seed=cfg.eval.seed)
+        failures = [{"post_id": r.post_id, "error": r.error} for r in rankings if r.failed]
+        judge = {"kind": cfg.eval.judge, "summary": summary, "failures": failures}
+    result = {
+        "split": cfg.eval.split,
+        "post_ids": [p.id for p in posts],
+        "engine": cfg.eval.engine,
+        "temperature": cfg.eval.temperature,
+        "seed": cfg.eval.seed,
+        "max_new_tokens": cfg.eval.max_new_tokens,
+        "metrics": metrics,
+        "judge": judge,
+    }
+    return result, rows, rankings
+
+
+def run_eval(
+    cfg: Config, models: dict[str, Path], out_dir: Path, rm_dir: Path | None = None
+) -> dict[str, Any]:
+    """Evaluate `models` (system name -> HF directory) on the posts of `cfg.eval.split`.
+
+    `rm_dir` is the reward model for the mean RM score and, with eval.judge=rm, the ranking judge.
+    Joins or starts Ray (`cfg.ray`) for the generation tasks. Writes out_dir/eval.json, eval.md,
+    answers.jsonl, judgements.jsonl and returns what eval.json holds.
+    """
+    _check(cfg, models, rm_dir)
+    t0 = time.perf_counter()
+    init_ray(cfg.ray)
+    posts = select_posts(cfg)
+    completions, gen_s = generate_answers(cfg, models, posts)
+    t_rm = time.perf_counter()
+    rm_scores = _rm_scores(cfg, rm_dir, posts, completions) if rm_dir is not None else None
+    t_judge = time.perf_counter()
+    rm_judge = f"rm:{Path(rm_dir).resolve()}" if rm_dir is not None else "rm"
+    result, rows, rankings = score_answers(cfg, posts, completions, rm_scores, rm_judge)
+    result["models"] = {name: str(Path(d).resolve()) for name, d in models.items()}
+    result["reward_model"] = str(Path(rm_dir).resolve()) if rm_dir is not None else None
+    result["timings"] = {
+        "generate_s": gen_s,
+        "rm_score_s": round(t_judge - t_rm, 2),
+        "metrics_and_judge_s": round(time.perf_counter() - t_judge, 2),
+        "total_s": round(time.perf_counter() - t0, 2),
+    }
+    write_outputs(Path(out_dir), result, rows, rankings)
     log.info("eval written to %s (%.1f s)", out_dir, result["timings"]["total_s"])
     return result
