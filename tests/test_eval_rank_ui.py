@@ -1,7 +1,6 @@
 """The human ranking page: its logic (RankApp, SQLite store) and the real page driven in headless Chromium.
 
-The eval folder is made by the real scoring code (score_answers + write_outputs) from hand-written
-completions, so the test needs no model.
+The eval folder comes from tests/eval_sample.py (the real scoring code on hand-written completions).
 """
 
 from __future__ import annotations
@@ -13,36 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from empathy_ray import coe
-from empathy_ray.config import load_config
-from empathy_ray.eval.answers import EvalPost
 from empathy_ray.eval.human import CRITERIA
 from empathy_ray.eval.rank_ui import STORE_NAME, RankApp, find_eval_dir, make_server
 from empathy_ray.eval.ranking import Ranking
-from empathy_ray.eval.run import score_answers, write_outputs
-
-LAYERS = {"L1": "焦虑不安", "L2": "担心考不好", "L3": "想被安慰", "L4": "先共情再建议"}
-POSTS = [
-    EvalPost(f"p{i}", f"第{i}个帖子\n我最近压力很大，睡不着。", ["你辛苦了，先照顾好自己。"], flagged=False)
-    for i in range(3)
-]
-ANSWERS = {"base": "嗯嗯嗯", "sft": "听起来你最近很辛苦。", "rl": "你已经很努力了，试着每天留点时间放松。"}
+from tests.eval_sample import ANSWERS, write_sample_eval
 
 
 @pytest.fixture()
 def eval_dir(tmp_path) -> Path:
-    cfg = load_config(None, ["eval.bootstrap=50"])
-    completions = {
-        "base": [ANSWERS["base"]] * 3,
-        "sft": [coe.render(LAYERS, ANSWERS["sft"])] * 3,
-        "rl": [coe.render(LAYERS, ANSWERS["rl"])] * 3,
-    }
-    rm_scores = {"base": [0.0] * 3, "sft": [1.0] * 3, "rl": [2.0] * 3}
-    result, rows, rankings = score_answers(cfg, POSTS, completions, rm_scores, "rm:test")
-    out = tmp_path / "run" / "eval"
-    out.mkdir(parents=True)
-    write_outputs(out, result, rows, rankings)
-    return out
+    return write_sample_eval(tmp_path / "run" / "eval")
 
 
 def _ranks(app: RankApp, reviewer: str, post_id: str, by_system: dict[str, int]) -> dict:
