@@ -147,3 +147,29 @@ def test_a_retry_recovers_and_failures_never_count_as_wins(judge_server):
 def test_prompt_names_every_criterion():
     for word in ("fluency", "recognition", "comforting", "suggestion", "safety", '"ranking"'):
         assert word in RANKING_PROMPT
+
+
+def test_eval_output_with_the_endpoint_judge(judge_server, tmp_path):
+    """Through the eval's own scoring: the good endpoint's Win@K, and a failing one reported as failures."""
+    from empathy_ray.config import load_config
+    from empathy_ray.eval.run import score_answers, write_outputs
+    from tests.eval_sample import POSTS
+
+    completions = {s: [f"<answer>{a}</answer>"] * len(POSTS) for s, a in ANSWERS.items()}
+    for mode, judged in (("good", len(POSTS)), ("malformed", 0)):
+        overrides = ["eval.judge=endpoint", f"eval.judge_url={judge_server}/{mode}/v1", "eval.judge_model=m"]
+        overrides += ["eval.judge_timeout_s=2", "eval.judge_retries=1", "eval.bootstrap=20"]
+        cfg = load_config(None, overrides)
+        result, rows, rankings = score_answers(cfg, POSTS, completions, rm_scores=None)
+        write_outputs(tmp_path / mode, result, rows, rankings)
+        judge = result["judge"]
+        assert judge["kind"] == "endpoint" and judge["summary"]["counts"]["judged"] == judged
+        assert judge["summary"]["counts"]["failed"] == len(POSTS) - judged
+        assert len(judge["failures"]) == len(POSTS) - judged
+        if judged:  # the good endpoint ranks the longest reply first on every post
+            assert judge["summary"]["systems"]["long"]["win@1"] == 1.0
+        md = (tmp_path / mode / "eval.md").read_text(encoding="utf-8")
+        assert f"endpoint:m@{judge_server}/{mode}/v1" in md
+    assert result["metrics"]["long"]["rm_score"] is None  # no reward model given: not measured, not 0
+    assert "No successful judgements" in md and f"failed: {len(POSTS)}" in md
+    assert all("2 attempts failed" in f["error"] for f in judge["failures"])
