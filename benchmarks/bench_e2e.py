@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import REPO, TRL_SITE, fmt, model_dir, run_json, stat, target
+from benchmarks.common import REPO, TRL_SITE, fmt, grpo_steps, model_dir, run_json, stat, target
 
 SIZES = {
     "full": {"preset": "demo", "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 128},
@@ -46,32 +45,6 @@ def _overrides(s: dict[str, Any], model: Path, out: Path) -> list[str]:
         f"rl.learner.micro_batch_size={s['prompts_per_step'] * s['group_size']}",  # one pass, like TRL
         "rl.checkpoint_every=0",
     ]
-
-
-def _ours(cfg, model: Path, steps: int) -> dict[str, Any]:
-    import ray
-
-    from empathy_ray.driver import GRPODriver
-    from empathy_ray.launcher import Roles
-    from empathy_ray.rl import build_prompts
-    from empathy_ray.runtime import worker_env
-
-    tmp = tempfile.mkdtemp(prefix="er-bench-ray-", dir="/tmp")
-    ray.init(num_cpus=8, _temp_dir=tmp, include_dashboard=False, runtime_env={"env_vars": worker_env()})
-    try:
-        t0 = time.perf_counter()
-        roles = Roles.create(cfg, str(model), None)
-        start_s = time.perf_counter() - t0
-        roles.always_reference = False  # TRL with beta=0 computes no reference log-probs either
-        driver = GRPODriver(cfg, cfg.run.dir / "rl", build_prompts(cfg, str(model), ("train",)), roles)
-        try:
-            history = [driver.run_step() for _ in range(steps)]
-        finally:
-            driver.writer.close()
-            roles.shutdown()
-    finally:
-        ray.shutdown()
-    return {"start_s": start_s, "history": history}
 
 
 def _trl(cfg, s: dict[str, Any], model: Path, steps: int, work: Path) -> dict[str, Any]:
@@ -112,7 +85,7 @@ def run(size: str, repeats: int, work: Path) -> dict[str, Any]:
     n = s["prompts_per_step"] * s["group_size"]
     scratch = Path(tempfile.mkdtemp(prefix="e2e-", dir=work))
     cfg = load_config(None, _overrides(s, model, scratch))
-    ours = _ours(cfg, model, steps)
+    ours = grpo_steps(cfg, model, steps, always_reference=False)  # TRL with beta=0 has no reference pass
     step_s = [h["time/step_s"] for h in ours["history"][1:]]
     rows = [["empathy-ray GRPO", fmt(stat(step_s), 2), fmt(stat([n / t for t in step_s]), 2)]]
     series = {"samples/s": [stat([n / t for t in step_s])]}

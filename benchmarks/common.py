@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -125,3 +128,31 @@ def run_json(cmd: list[str], out: Path, timeout_s: float, env: dict[str, str] | 
         tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-25:])
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}:\n{tail}")
     return json.loads(out.read_text(encoding="utf-8"))
+
+
+def grpo_steps(cfg, model: Path, steps: int, always_reference: bool = True) -> dict[str, Any]:
+    """`steps` GRPO steps of the real driver and roles on a local Ray: role start-up time and metrics."""
+    import ray
+
+    from empathy_ray.driver import GRPODriver
+    from empathy_ray.launcher import Roles
+    from empathy_ray.rl import build_prompts
+    from empathy_ray.runtime import worker_env
+
+    tmp = tempfile.mkdtemp(prefix="er-bench-ray-", dir="/tmp")  # short: Ray's socket paths are limited
+    ray.init(num_cpus=8, _temp_dir=tmp, include_dashboard=False, runtime_env={"env_vars": worker_env()})
+    try:
+        t0 = time.perf_counter()
+        roles = Roles.create(cfg, str(model), None)
+        start_s = time.perf_counter() - t0
+        roles.always_reference = always_reference
+        driver = GRPODriver(cfg, cfg.run.dir / "rl", build_prompts(cfg, str(model), ("train",)), roles)
+        try:
+            history = [driver.run_step() for _ in range(steps)]
+        finally:
+            driver.writer.close()
+            roles.shutdown()
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"start_s": start_s, "history": history}
