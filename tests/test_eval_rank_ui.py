@@ -127,9 +127,13 @@ def test_rank_page_in_headless_chromium(eval_dir, page_url):
         browser = pw.chromium.launch(executable_path=chromium, headless=True)
         page = browser.new_page()
         page.goto(page_url)
-        rl_row = page.locator('#results-table tr[data-system="rl"] td')
-        expect(rl_row.nth(1)).to_have_text("100.0%")  # automatic Win@1 (RM judge) is there from the start
-        expect(rl_row.nth(3)).to_have_text("-")  # no human ranking yet
+
+        def cell(system: str, col: str):
+            return page.locator(f'#results-table tr[data-system="{system}"] td[data-col="{col}"]')
+
+        expect(cell("rl", "auto-win@1")).to_have_text("100.0%")  # the RM judge's, there from the start
+        expect(cell("base", "auto-win@2")).to_have_text("0.0%")
+        expect(cell("rl", "human-win@1")).to_have_text("-")  # no human ranking yet
 
         page.fill("#reviewer", "dr.li")
         page.click("#start")
@@ -159,10 +163,13 @@ def test_rank_page_in_headless_chromium(eval_dir, page_url):
         page.click("#submit")
         expect(page.locator("#status")).to_have_text("已保存 Saved")
         expect(page.locator("#progress")).to_contain_text("1 / 3")
-        sft_row = page.locator('#results-table tr[data-system="sft"] td')
-        expect(sft_row.nth(3)).to_have_text("100.0%")  # human Win@1
-        expect(sft_row.nth(4)).to_have_text("1.00")  # human mean rank
-        expect(rl_row.nth(4)).to_have_text("2.00")
+        expect(cell("sft", "human-win@1")).to_have_text("100.0%")
+        expect(cell("rl", "human-win@2")).to_have_text("100.0%")
+        expect(cell("base", "human-win@2")).to_have_text("0.0%")
+        expect(cell("sft", "human-mean-rank")).to_have_text("1.00")
+        expect(cell("rl", "human-mean-rank")).to_have_text("2.00")
+        expect(cell("base", "human-suggestion")).to_have_text("3.00")
+        expect(cell("sft", "auto-mean-rank")).to_have_text("2.00")  # the judge's table is unchanged
         expect(page.locator("#counts")).to_contain_text("1 reviewer(s), 1 ranking(s) of 1 post(s)")
         browser.close()
 
