@@ -8,11 +8,9 @@ One step reads like the algorithm box of DESIGN.md:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
-import shutil
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -23,10 +21,11 @@ from typing import Any
 
 import torch
 
+from empathy_ray import checkpoint
 from empathy_ray.actors.batch import Sample, Scored
 from empathy_ray.algo import approx_kl, compute_advantages
 from empathy_ray.config import Config
-from empathy_ray.io_utils import atomic_dir, atomic_write_text
+from empathy_ray.io_utils import atomic_dir
 from empathy_ray.metrics import MetricsWriter
 
 log = logging.getLogger(__name__)
@@ -85,6 +84,7 @@ class GRPODriver:
         self.roles = roles
         self.cursor = Cursor(seed=cfg.run.seed)
         self.step = 0
+        self.nonfinite_in_row = 0  # steps skipped in a row for non-finite values (rl.max_nonfinite_steps)
         self.writer = MetricsWriter(run_dir)
 
     # -- one step ---------------------------------------------------------------------------
@@ -100,23 +100,35 @@ class GRPODriver:
         rewards = torch.tensor([s.reward for s in scored], dtype=torch.float64)
         if self.rl.algo.kl_in == "reward" and self.rl.algo.kl_coef > 0:
             rewards = rewards - self.rl.algo.kl_coef * torch.tensor([self._seq_kl(s) for s in scored])
-        stats: dict[str, float] = {}
-        if not torch.isfinite(rewards).all():
-            self.roles.counters["skipped_nonfinite"] += 1
-            log.warning("step %d: non-finite rewards %s; update skipped", self.step, rewards.tolist())
-            stats["train/skipped"] = 1.0
-        else:
+        adv = None
+        if torch.isfinite(rewards).all():
             adv = compute_advantages(self.rl.algo.estimator, rewards.float(), self.rl.algo.group_size)
+        bad = "rewards" if adv is None else "advantages" if not torch.isfinite(adv).all() else None
+        stats: dict[str, float] = {"train/skipped": float(bad is not None)}
+        if bad:
+            self.roles.counters["skipped_nonfinite"] += 1
+            self.nonfinite_in_row += 1
+            values = (rewards if adv is None else adv).tolist()
+            log.warning("step %d: non-finite %s %s; update skipped", self.step + 1, bad, values)
+        else:
+            self.nonfinite_in_row = 0
             for s, a in zip(scored, adv.tolist(), strict=True):
                 s.advantage = a
             with timer("train"):
-                stats = self.roles.learners.train_step([self._train_item(s) for s in scored])
+                stats |= self.roles.learners.train_step([self._train_item(s) for s in scored])
+            # the learner skips micro-batches whose loss is not finite (all ranks together) and says so
+            self.roles.counters["skipped_nonfinite_loss"] += int(stats.get("train/skipped_microbatches", 0))
             with timer("sync"):
-                sync = self.roles.sync_weights(version=self.step + 1)
-            stats |= sync
+                stats |= self.roles.sync_weights(version=self.step + 1)
         self.step += 1
         metrics = self._metrics(scored, reward_terms, stats, timer, time.perf_counter() - t_step)
         self.writer.log(self.step, metrics)
+        if self.nonfinite_in_row > self.rl.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"{self.nonfinite_in_row} steps in a row (up to step {self.step}) had non-finite {bad} and "
+                f"were skipped (rl.max_nonfinite_steps={self.rl.max_nonfinite_steps}); check the reward "
+                "model and the reward weights, or lower rl.learner.lr if the policy diverged"
+            )
         log.info(
             "step %d: reward %.3f (format %.2f), kl %.4f, loss %.4f | rollout %.1fs reward %.1fs ref %.1fs "
             "train %.1fs sync %.2fs",
@@ -250,33 +262,33 @@ class GRPODriver:
         m |= {f"counters/{k}": v for k, v in self.roles.counters.items()}
         return m
 
-    # -- checkpoints ------------------------------------------------------------------------
+    # -- checkpoints (empathy_ray.checkpoint says what they hold) -------------------------------
 
     def save_checkpoint(self) -> Path:
-        """<run>/checkpoints/step_<k>/: HF model + learner (DeepSpeed) state + driver state."""
-        root = self.dir / "checkpoints"
-        final = root / f"step_{self.step:06d}"
-        with atomic_dir(final) as tmp:
-            self.roles.learners.save(str(tmp))
-            state = {"step": self.step, "cursor": vars(self.cursor), "counters": dict(self.roles.counters)}
-            atomic_write_text(tmp / "driver_state.json", json.dumps(state))
-        for old in sorted(root.glob("step_*"))[: -self.rl.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-        log.info("checkpoint %s", final)
-        return final
+        state = {"cursor": vars(self.cursor), "counters": dict(self.roles.counters)}
+        state["nonfinite_in_row"] = self.nonfinite_in_row
+        return checkpoint.save(
+            self.dir / "checkpoints", self.step, self.roles.learners, state, self.rl.keep_checkpoints
+        )
 
     def resume(self) -> bool:
-        ckpts = sorted((self.dir / "checkpoints").glob("step_*"))
-        if not ckpts:
+        """Continue from the newest checkpoint: the next step is the one the interrupted run would have
+        taken, with the same prompts, sampling seeds, weights, optimizer, LR and RNG states."""
+        latest = checkpoint.latest(self.dir / "checkpoints")
+        if latest is None:
             return False
-        latest = ckpts[-1]
-        state = json.loads((latest / "driver_state.json").read_text(encoding="utf-8"))
+        state = checkpoint.load_driver_state(latest, self.cfg.run.seed)
         self.roles.learners.load(str(latest))
         self.step = state["step"]
         self.cursor = Cursor(**state["cursor"])
-        self.roles.counters.update(state.get("counters", {}))
+        self.nonfinite_in_row = state["nonfinite_in_row"]
+        self.roles.counters.clear()
+        self.roles.counters.update(state["counters"])
         self.roles.sync_weights(version=self.step)
-        log.info("resumed from %s at step %d", latest, self.step)
+        self.writer.close()  # steps logged after the checkpoint are about to run again
+        dropped = checkpoint.drop_metrics_after(self.dir / "metrics.jsonl", self.step)
+        self.writer = MetricsWriter(self.dir)
+        log.info("resumed from %s at step %d (%d later metric rows dropped)", latest, self.step, dropped)
         return True
 
     def export_policy(self, out_dir: Path) -> Path:

@@ -50,9 +50,10 @@ def _rl_cfg(tmp_path, tiny_model_dir, sft_dir, *extra):
 
 
 @contextlib.contextmanager
-def _driver(cfg, sft: str):
-    """Roles started for `cfg` and a driver over the training prompts; the roles stop afterwards."""
-    roles = Roles.create(cfg, sft, None)
+def _driver(cfg, sft: str, rm: str | None = None):
+    """Roles started for `cfg` (reward model `rm`, or rule terms only) and a driver over the training
+    prompts; the roles stop afterwards."""
+    roles = Roles.create(cfg, sft, rm)
     try:
         yield roles, GRPODriver(cfg, cfg.run.dir / "rl", build_prompts(cfg, sft, ("train",)), roles)
     finally:

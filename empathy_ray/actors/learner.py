@@ -31,6 +31,7 @@ from empathy_ray.actors.tokens import ResponseBatch, check_train_items, collate,
 from empathy_ray.algo.kl import approx_kl
 from empathy_ray.algo.losses import entropy_from_logits, logprobs_from_logits, policy_loss
 from empathy_ray.algo.masked import masked_mean
+from empathy_ray.checkpoint import load_rng, save_rng
 from empathy_ray.config import RLConfig, TrainerConfig
 from empathy_ray.train.engine import apply_lora, export_hf, full_state_dict, init_engine
 
@@ -336,6 +337,7 @@ class LearnerRank:
         self.engine.save_checkpoint(
             str(out / "learner_state"), exclude_frozen_parameters=self.cfg.learner.lora.enabled
         )
+        save_rng(out / f"rng_rank{self.rank}.pt")  # DeepSpeed keeps no RNG state
 
     def export(self, directory: str) -> None:
         """The (merged) policy as a plain HF directory, written by rank 0 (collective under ZeRO-3)."""
@@ -352,7 +354,7 @@ class LearnerRank:
             export_hf(state, skeleton, AutoTokenizer.from_pretrained(self.model_dir), out)
 
     def load(self, directory: str) -> None:
-        """Resume weights, optimizer and scheduler from `save(directory)`'s learner_state."""
+        """Resume weights, optimizer, scheduler and RNG states from `save(directory)`."""
         path = Path(directory) / "learner_state"
         loaded, _ = self.engine.load_checkpoint(
             str(path), load_module_strict=not self.cfg.learner.lora.enabled
@@ -361,6 +363,7 @@ class LearnerRank:
             raise FileNotFoundError(
                 f"no DeepSpeed learner checkpoint under {path} (expected a 'latest' file there)"
             )
+        load_rng(Path(directory) / f"rng_rank{self.rank}.pt")
 
 
 def merged_state(peft_model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -9,8 +9,9 @@ Conventions every consumer relies on:
   on it: the learner must be taught to stop, so EOS is a token it gets credit for.
 - `logprobs[t]` is the logprob of `response_ids[t]` under the distribution it was sampled from
   (after temperature and top-p), so at temperature 1 and top-p 1 it equals log_softmax(logits).
-- Sampling is seeded per prompt from (engine seed, step, prompt index): the same engine, weights
-  and call give the same samples. On GPUs this costs vLLM a per-request generator loop in sampling.
+- Sampling is seeded per prompt from (run seed, step, prompt index), and vLLM seeds sample j of a
+  prompt with that seed + j: the same weights give the same samples on any worker, before and after
+  a resume. On GPUs this costs vLLM a per-request generator loop in sampling.
 - A restarted actor comes back with the checkpoint's weights and `weight_version` 0: the driver
   must publish the current weights to it again before using its samples.
 """
@@ -307,9 +308,11 @@ def make_rollout_workers(
     ready_timeout_s: float = 900.0,
 ) -> list[Any]:
     """cfg.num_workers `RolloutEngine` actors, returned once every engine is up (so a broken model
-    folder fails here, and the first sync's timing is not engine start-up). Worker i samples with
-    seed + i and, inside a placement group, sits in bundle first_bundle + i. A dead worker restarts
-    (twice at most); its failed call is not retried, so the driver sees the error and re-dispatches."""
+    folder fails here, and the first sync's timing is not engine start-up). Every worker gets the
+    run's seed: a request's samples then depend only on (seed, step, prompt index), never on which
+    worker the load balancing picked, so a run and its resume draw the same tokens. Inside a
+    placement group worker i sits in bundle first_bundle + i. A dead worker restarts (twice at most);
+    its failed call is not retried, so the driver sees the error and re-dispatches."""
     import ray
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -326,7 +329,7 @@ def make_rollout_workers(
             opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                 placement_group, placement_group_bundle_index=first_bundle + i
             )
-        workers.append(actor_cls.options(**opts).remote(str(model_dir), cfg, seed + i))
+        workers.append(actor_cls.options(**opts).remote(str(model_dir), cfg, seed))
     ray.get([w.get_weight_version.remote() for w in workers], timeout=ready_timeout_s)
     log.info("%d rollout workers up (%s engine)", len(workers), cfg.engine)
     return workers
