@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # test modules share phrase lists (e.g. test_safety's)
 os.environ.setdefault("EMPATHY_RAY_CACHE", str(REPO / ".cache" / "test"))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 

@@ -30,6 +30,13 @@ def _error(e: P.ApiError) -> JSONResponse:
     return JSONResponse(e.body(), status_code=e.status)
 
 
+# Module-level helpers sit above the deployment: Serve pickles the class when it is decorated.
+async def _prepend(first: str, rest):
+    yield first
+    async for item in rest:
+        yield item
+
+
 @serve.deployment
 @serve.ingress(api)
 class CounselServer:
@@ -81,12 +88,6 @@ class CounselServer:
         except Exception:
             log.exception("%s: engine failure", rid)
             return _error(P.ApiError(500, "the model failed to answer; try again", code="engine_error"))
-
-
-async def _prepend(first: str, rest):
-    yield first
-    async for item in rest:
-        yield item
 
 
 def resolve_api_key(cfg: ServeConfig) -> str:

@@ -17,6 +17,8 @@ _TAGS = tuple(f"<{c}{n}>" for n in (coe.THINK, coe.ANSWER, *coe.LAYERS) for c in
 
 
 def _hold_back_partial_tag(text: str) -> str:
+    """Drop a tail that the next tokens may still change: a tag's start, or half a UTF-8 character."""
+    text = text.rstrip("\ufffd")
     cut = text.rfind("<")
     if cut != -1 and ">" not in text[cut:] and any(t.startswith(text[cut:]) for t in _TAGS):
         return text[:cut]
