@@ -153,8 +153,8 @@ def run(size: str, repeats: int, work: Path) -> dict[str, Any]:
             )
         ],
         "notes": [
-            "'ms over 1 worker' is the orchestration cost that grows with the worker count: efficiency "
-            "at another engine speed is step / (step + that)."
+            "'ms over 1 worker' is the orchestration cost that grows with the worker count: with another "
+            "engine speed, efficiency ~ t1 / (t1 + that), t1 being one worker's rollout seconds per step."
         ],
         "raw": rows,
     }
