@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from empathy_ray.config import Config, ConfigError
 from empathy_ray.driver import GRPODriver, Prompt
+from empathy_ray.io_utils import atomic_write_text
 from empathy_ray.launcher import Roles
 from empathy_ray.train import data as tdata
 
@@ -52,6 +54,18 @@ def evaluate(driver: GRPODriver, prompts: list[Prompt], tag: int) -> dict[str, f
     return out
 
 
+def _held_out_before(driver: GRPODriver, held: list[Prompt], out_dir: Path, resumed: bool) -> dict:
+    """The starting policy's held-out scores, kept on disk so a resumed run still reports them."""
+    path = out_dir / "held_out_before.json"
+    if resumed and path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    if not held or resumed:
+        return {}
+    before = evaluate(driver, held, tag=-1)
+    atomic_write_text(path, json.dumps(before))
+    return before
+
+
 def run_rl(
     cfg: Config, run_dir: Path, sft_model: Path, rm_model: Path, resume: bool = False
 ) -> dict[str, Any]:
@@ -66,7 +80,7 @@ def run_rl(
     driver = GRPODriver(cfg, out_dir, train_prompts, roles)
     try:
         resumed = resume and driver.resume()
-        before = evaluate(driver, held, tag=-1) if held and not resumed else {}
+        before = _held_out_before(driver, held, out_dir, resumed)
         history = driver.train(cfg.rl.steps)
         after = evaluate(driver, held, tag=-2) if held else {}
         final = driver.export_policy(out_dir / "model")
