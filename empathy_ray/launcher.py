@@ -125,7 +125,7 @@ class Roles:
         from empathy_ray.actors.reward import score_with_retry
 
         r = self.cfg.rl.reward
-        return score_with_retry(self.reward, posts, texts, r.timeout_s, r.retries)
+        return score_with_retry(self.reward, posts, texts, r.timeout_s, r.retries, self.counters)
 
     def sync_weights(self, version: int) -> dict[str, float]:
         if self.sync is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import ray
 
 from empathy_ray import coe
 from empathy_ray.actors.reward import (
-    NonFiniteRewardError,
     RewardScorer,
     RewardTimeoutError,
     make_reward_actor,
@@ -105,11 +105,15 @@ def test_rm_not_loaded_when_its_weight_is_zero(rm_dir):
     assert set(scorer.score([POST], [VALID])) == {"format", "total"}
 
 
-def test_non_finite_rm_score_raises(rm_dir):
+def test_non_finite_rm_score_is_returned_with_a_warning(rm_dir, caplog):
+    """The driver decides (skip the step, count it, stop after rl.max_nonfinite_steps in a row)."""
     scorer = RewardScorer(RewardConfig(), str(rm_dir), MAX_PROMPT, MAX_RESPONSE)
     scorer.model.score.weight.data.fill_(float("nan"))
-    with pytest.raises(NonFiniteRewardError, match="completion 0 of 2 as nan"):
-        scorer.score([POST, POST], [VALID, INVALID])
+    with caplog.at_level(logging.WARNING):
+        terms = scorer.score([POST, POST], [VALID, INVALID])
+    assert all(math.isnan(v) for v in terms["rm"] + terms["total"])
+    assert terms["format"] == [1.0, 0.0]
+    assert "scored 2 of 2 completions as non-finite" in caplog.text
 
 
 def test_mismatched_inputs_rejected():

@@ -3,18 +3,21 @@
 `RewardScorer` is a plain class so it can be tested and reused without Ray; `make_reward_actor` wraps
 it in a restartable actor. Every term is returned separately (the driver logs them) next to "total".
 A reward call that hangs or dies is retried by the driver with `score_with_retry`, which fails loudly
-after the last try: a missing reward must stop the run, never enter the update as zeros.
+after the last try: a missing reward must stop the run, never enter the update as zeros. A non-finite
+RM score is returned as it is (with a warning): the driver skips that step's update and counts it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
+from collections import Counter
 
 import ray
 import torch
 from ray.actor import ActorHandle
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from empathy_ray import coe
 from empathy_ray.config import RewardConfig
@@ -27,10 +30,6 @@ log = logging.getLogger(__name__)
 
 class RewardTimeoutError(RuntimeError):
     """The reward actor gave no scores within the allowed attempts; the run cannot go on without them."""
-
-
-class NonFiniteRewardError(ValueError):
-    """The reward model produced NaN or inf for a completion."""
 
 
 def _snippet(text: str, chars: int = 30) -> str:
@@ -107,13 +106,17 @@ class RewardScorer:
         step = self.cfg.batch_size
         for start in range(0, len(seqs), step):
             out += rm_score(self.model, seqs[start : start + step], self.tokenizer.pad_token_id).tolist()
-        for i, value in enumerate(out):
-            if not math.isfinite(value):
-                raise NonFiniteRewardError(
-                    f"reward model {self.reward_model_dir} scored completion {i} of {len(out)} as {value} "
-                    f"(post '{_snippet(posts[i])}', answer '{_snippet(answers[i])}'); the RM checkpoint is "
-                    "broken or overflowed - check it with the RM evaluation before training on its scores"
-                )
+        bad = [i for i, value in enumerate(out) if not math.isfinite(value)]
+        if bad:  # returned as they are: the driver skips the step and stops a run that keeps doing it
+            log.warning(
+                "reward model %s scored %d of %d completions as non-finite (first: completion %d = %s); "
+                "the RM checkpoint may be broken or overflowed",
+                self.reward_model_dir,
+                len(bad),
+                len(out),
+                bad[0],
+                out[bad[0]],
+            )
         return out
 
 
@@ -132,12 +135,32 @@ def make_reward_actor(
     return remote.remote(cfg, reward_model_dir, max_prompt_tokens, max_response_tokens)
 
 
+def _await_restart(actor: ActorHandle, timeout_s: float) -> None:
+    """Wait (at most `timeout_s`) until a dead actor is back. Ray restarts it in the background, and
+    calls made meanwhile fail at once with ActorUnavailableError: without this wait they would use up
+    every retry within a second. An empty scoring call is the probe; other errors are left to the retry."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            ray.get(actor.score.remote([], []), timeout=left)
+            return
+        except ActorUnavailableError:
+            time.sleep(min(0.5, max(left, 0.0)))
+        except (GetTimeoutError, RayActorError):
+            return
+
+
 def score_with_retry(
-    actor: ActorHandle, posts: list[str], completions: list[str], timeout_s: float, retries: int
+    actor: ActorHandle,
+    posts: list[str],
+    completions: list[str],
+    timeout_s: float,
+    retries: int,
+    counters: Counter | None = None,
 ) -> dict[str, list[float]]:
     """`actor.score` with a timeout per attempt and up to `retries` more attempts after a timeout or an
-    actor death; raises `RewardTimeoutError` when all fail. Errors raised by the scoring itself (a bad
-    input, a non-finite RM score) are not retried: they would fail the same way again.
+    actor death (each counted in `counters["reward_retries"]`); raises `RewardTimeoutError` when all
+    fail. Errors raised by the scoring itself (a bad input) are not retried: they would fail again.
 
     A timed-out call is cancelled so it does not run later on top of the retry; one already running on
     the (single-threaded) actor cannot be interrupted, so a hung actor ends in the error, by design.
@@ -153,6 +176,8 @@ def score_with_retry(
             if isinstance(e, GetTimeoutError):
                 ray.cancel(ref)
             if attempt < attempts:
+                if counters is not None:
+                    counters["reward_retries"] += 1
                 log.warning(
                     "reward call for %d completions failed on attempt %d/%d (%s); retrying",
                     len(completions),
@@ -160,6 +185,8 @@ def score_with_retry(
                     attempts,
                     "timed out" if isinstance(e, GetTimeoutError) else f"actor died: {type(e).__name__}",
                 )
+                if isinstance(e, RayActorError):
+                    _await_restart(actor, timeout_s)
     raise RewardTimeoutError(
         f"no rewards for {len(completions)} completions after {attempts} attempts of at most {timeout_s:g} s "
         f"each (last error: {type(last).__name__}: {_snippet(str(last), 200)}); raise rl.reward.timeout_s "

@@ -1,0 +1,153 @@
+"""Faults inside a GRPO step, with the real roles: a reward actor killed mid-call, a reward call that
+keeps timing out, and a reward model that scores NaN. (A killed rollout worker: tests/test_rl.py.)"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+
+import pytest
+import ray
+import torch
+
+from empathy_ray.actors.reward import RewardScorer, RewardTimeoutError
+from empathy_ray.metrics import read_metrics
+from tests.test_rl import _driver, _rl_cfg
+
+pytestmark = pytest.mark.slow
+
+# One learner rank and one rollout worker: the faults here are in the reward role.
+SMALL = ("rl.learner.num_workers=1", "rl.rollout.num_workers=1", "rl.eval_prompts=0")
+
+
+def _models(trained_run) -> tuple[str, str]:
+    _, _, run_dir = trained_run
+    return str(run_dir / "sft" / "model"), str(run_dir / "rm" / "model")
+
+
+def _capture_rollouts(driver) -> list[tuple[list, list]]:
+    """Record each (prompt batch, samples) the driver's rollout returns; the rollout itself runs as is."""
+    seen: list[tuple[list, list]] = []
+    rollout = driver.rollout
+
+    def recording(batch, step=None):
+        samples = rollout(batch, step)
+        seen.append((batch, samples))
+        return samples
+
+    driver.rollout = recording
+    return seen
+
+
+def _ready(actor) -> None:
+    """Wait until the reward actor is up (model loaded) by a real, empty scoring call."""
+    assert ray.get(actor.score.remote([], []), timeout=300)["total"] == []
+
+
+def test_a_reward_actor_killed_mid_step_is_restarted_and_its_call_retried(
+    trained_run, tiny_model_dir, tmp_path
+):
+    """ray.kill (restart allowed) while the step's reward call waits on the actor: Ray restarts it, the
+    driver retries the call, and the step ends with B*G unique samples scored like a local scorer."""
+    sft, rm = _models(trained_run)
+    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *SMALL, "rl.reward.timeout_s=300", "rl.reward.retries=1")
+    with _driver(cfg, sft, rm) as (roles, driver):
+        _ready(roles.reward)
+        seen = _capture_rollouts(driver)
+        score = roles.score_rewards
+
+        def score_during_a_kill(posts, texts):
+            # A long call queued ahead of the step's keeps the actor busy for seconds, so the kill lands
+            # while the step's own call is waiting on the actor, whatever the machine's load.
+            roles.reward.score.remote(posts * 1000, texts * 1000)
+            killer = threading.Timer(1.0, lambda: ray.kill(roles.reward, no_restart=False))
+            killer.start()
+            try:
+                return score(posts, texts)
+            finally:
+                killer.join()
+
+        roles.score_rewards = score_during_a_kill
+        metrics = driver.run_step()
+
+    ((batch, samples),) = seen
+    uids = [s.uid for s in samples]
+    posts = [batch[s.prompt_index].text for s in samples]
+    local = RewardScorer(cfg.rl.reward, rm, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens)
+    want = local.score(posts, [s.text for s in samples])["total"]
+    print(
+        f"retries {metrics['counters/reward_retries']}, reward mean after the retry "
+        f"{metrics['reward/total_mean']:.6f}, local scorer {sum(want) / len(want):.6f}"
+    )
+    assert metrics["counters/reward_retries"] == 1, "the step's reward call was retried once"
+    assert len(samples) == 16 and len(set(uids)) == 16 and metrics["rollout/samples"] == 16
+    assert metrics["reward/total_mean"] == pytest.approx(sum(want) / len(want), abs=1e-6)
+    assert metrics["train/skipped"] == 0 and math.isfinite(metrics["train/policy_loss"])
+    assert driver.step == 1 and roles.last_version == 1, "the update ran and was synced"
+
+
+def test_a_reward_call_that_keeps_timing_out_stops_the_run(trained_run, tiny_model_dir, tmp_path, caplog):
+    """A healthy actor that is simply slower than rl.reward.timeout_s: 1 + retries attempts, then a loud
+    error; no step is recorded and the weights are untouched (never a silent zero reward)."""
+    sft, rm = _models(trained_run)
+    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *SMALL, "rl.reward.timeout_s=0.001", "rl.reward.retries=2")
+    with _driver(cfg, sft, rm) as (roles, driver):
+        _ready(roles.reward)
+        posts = [p.text for p in driver.prompts[:16]]
+        t0 = time.perf_counter()
+        ray.get(roles.reward.score.remote(posts, posts))
+        print(f"one real reward call for 16 texts: {time.perf_counter() - t0:.3f} s; timeout 0.001 s")
+        before = roles.learners.weights_checksums()
+        with (
+            caplog.at_level(logging.WARNING, logger="empathy_ray.actors.reward"),
+            pytest.raises(RewardTimeoutError, match=r"16 completions after 3 attempts of at most 0.001 s"),
+        ):
+            driver.run_step()
+        assert roles.counters["reward_retries"] == 2
+        assert sum("retrying" in r.getMessage() for r in caplog.records) == 2
+        assert driver.step == 0 and roles.last_version == 0
+        assert roles.learners.weights_checksums() == before
+    metrics_file = cfg.run.dir / "rl" / "metrics.jsonl"
+    assert not metrics_file.exists() or read_metrics(metrics_file) == []
+
+
+@pytest.fixture
+def nan_rm_dir(trained_run, tmp_path):
+    """The session's reward model with its score head set to NaN: every reward it gives is NaN."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, rm = _models(trained_run)
+    model = AutoModelForSequenceClassification.from_pretrained(rm)
+    with torch.no_grad():
+        model.score.weight.fill_(float("nan"))
+    out = tmp_path / "nan-rm"
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(rm).save_pretrained(out)
+    return str(out)
+
+
+def test_nan_rewards_skip_the_update_then_stop_the_run(
+    trained_run, tiny_model_dir, tmp_path, nan_rm_dir, caplog
+):
+    """A NaN reward skips the step (weights and rollout weights unchanged, counted in metrics.jsonl);
+    more than rl.max_nonfinite_steps such steps in a row stop the run with an error naming the key."""
+    sft, _ = _models(trained_run)
+    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *SMALL, "rl.max_nonfinite_steps=1")
+    with _driver(cfg, sft, nan_rm_dir) as (roles, driver):
+        before = roles.learners.weights_checksums()
+        with caplog.at_level(logging.WARNING, logger="empathy_ray.driver"):
+            first = driver.run_step()
+        assert "step 1: non-finite rewards" in caplog.text
+        assert roles.learners.weights_checksums() == before, "a skipped step leaves the weights alone"
+        assert roles.last_version == 0, "nothing was synced"
+        with pytest.raises(FloatingPointError, match=r"2 steps in a row .*\(rl\.max_nonfinite_steps=1\)"):
+            driver.run_step()
+    rows = read_metrics(cfg.run.dir / "rl" / "metrics.jsonl")
+    print({k: v for k, v in first.items() if k.startswith(("counters/", "train/", "reward/rm"))})
+    assert [r["step"] for r in rows] == [1, 2], "both skipped steps are on record"
+    assert [r["train/skipped"] for r in rows] == [1.0, 1.0]
+    assert [r["counters/skipped_nonfinite"] for r in rows] == [1, 2]
+    assert all(math.isnan(r["reward/rm_mean"]) for r in rows)
+    assert "train/policy_loss" not in rows[0], "no learner step ran"
