@@ -1,5 +1,8 @@
 """The cluster path a user takes: `ray start --head`, then `ray job submit ... -- python jobs/rl.py`.
 
+One head for the module. The kill-and-resubmit test runs first: the serving test leaves its
+deployment up on the head (that is the point), holding a CPU the RL roles would need.
+
 The head runs in its own process group (`ray start --block`) so that stopping it cannot touch the
 session's test cluster (a plain `ray stop` would stop every Ray on the machine).
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -17,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import openai
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -29,7 +34,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head():
     ray_bin = str(Path(sys.executable).parent / "ray")
     temp = tempfile.mkdtemp(prefix="er-head-", dir="/tmp")
@@ -59,21 +64,9 @@ def ray_head():
     head.wait(timeout=60)
 
 
-def test_ray_job_submit_runs_the_rl_job(ray_head, tiny_model_dir, tmp_path):
+def _submit(ray_head, overrides: list[str], *flags: str) -> subprocess.CompletedProcess:
     ray_bin, url, env = ray_head
-    overrides = [
-        f"run.output_root={tmp_path}",
-        f"model.path={tiny_model_dir}",
-        "data.max_prompt_tokens=64",
-        "sft.epochs=1",
-        "sft.eval_prompts=2",
-        "sft.eval_max_new_tokens=8",
-        "rm.epochs=1",
-        "rl.steps=2",
-        "rl.rollout.max_new_tokens=16",
-        "rl.eval_prompts=2",
-    ]
-    cmd = [ray_bin, "job", "submit", "--address", url, "--working-dir", str(REPO), "--",
+    cmd = [ray_bin, "job", "submit", "--address", url, "--working-dir", str(REPO), *flags, "--",
            sys.executable, "jobs/rl.py", "--config", "configs/demo.yaml", *overrides]  # fmt: skip
     for _ in range(12):  # the head's job agent can come up after `ray job list` already answers
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
@@ -81,11 +74,74 @@ def test_ray_job_submit_runs_the_rl_job(ray_head, tiny_model_dir, tmp_path):
             break
         time.sleep(5)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "succeeded" in proc.stdout
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["rl"]["steps"] == 2
-    assert {"sft", "rm", "rl"} <= set(summary), "the job ran the missing SFT and RM stages first"
-    rows = [
-        json.loads(line) for line in (tmp_path / "demo" / "rl" / "metrics.jsonl").read_text().splitlines()
+    return proc
+
+
+def _small(tmp_path: Path, model_dir: Path, *extra: str) -> list[str]:
+    return [
+        f"run.output_root={tmp_path}",
+        f"model.path={model_dir}",
+        "data.max_prompt_tokens=64",
+        "sft.epochs=1",
+        "sft.eval_prompts=2",
+        "sft.eval_max_new_tokens=8",
+        "rm.epochs=1",
+        "rl.rollout.max_new_tokens=16",
+        "rl.eval_prompts=2",
+        *extra,
     ]
+
+
+def _summary(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "demo" / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_a_killed_job_resubmitted_reuses_sft_rm_and_resumes_grpo(ray_head, tiny_model_dir, tmp_path):
+    ray_bin, url, env = ray_head
+    overrides = _small(tmp_path, tiny_model_dir, "rl.steps=10", "rl.checkpoint_every=1")
+    proc = _submit(ray_head, overrides, "--no-wait")
+    job_id = re.search(r"raysubmit_\w+", proc.stdout + proc.stderr).group(0)
+    first_ckpt = tmp_path / "demo" / "rl" / "checkpoints" / "step_000001"
+    deadline = time.time() + 600
+    while not first_ckpt.exists() and time.time() < deadline:
+        time.sleep(1)
+    assert first_ckpt.exists(), "GRPO never wrote its first checkpoint"
+    subprocess.run(
+        [ray_bin, "job", "stop", "--address", url, job_id], check=True, env=env, capture_output=True
+    )
+    killed = _summary(tmp_path)
+    assert killed["rl"]["status"] == "running", "the job should have been stopped during GRPO"
+    sft_stamp = (tmp_path / "demo" / "sft" / "model" / "config.json").stat().st_mtime_ns
+    done_steps = max(int(p.name.split("_")[1]) for p in first_ckpt.parent.glob("step_*"))
+
+    _submit(ray_head, overrides)
+    summary = _summary(tmp_path)
+    assert summary["run"]["ran"] == ["rl"], "SFT and RM outputs match their config and are reused"
+    assert (tmp_path / "demo" / "sft" / "model" / "config.json").stat().st_mtime_ns == sft_stamp
+    assert summary["rl"]["resumed"] is True and summary["rl"]["steps"] == 10
+    steps = [
+        json.loads(x)["step"] for x in (tmp_path / "demo" / "rl" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(1, 11)), f"resumed after step {done_steps}: one row per step, none twice"
+
+
+def test_one_submission_runs_sft_rm_grpo_and_serves(ray_head, tiny_model_dir, tmp_path):
+    port = _free_port()
+    extra = ["rl.steps=2", "pipeline.serve=true", f"serve.port={port}", "serve.default_max_tokens=16"]
+    proc = _submit(ray_head, _small(tmp_path, tiny_model_dir, *extra))
+    assert "succeeded" in proc.stdout
+    summary = _summary(tmp_path)
+    assert summary["run"]["ran"] == ["sft", "rm", "rl", "serve"]
+    assert summary["rl"]["steps"] == 2 and summary["serve"]["running"] is True
+    assert summary["serve"]["model_dir"] == str(tmp_path.resolve() / "demo" / "rl" / "model")
+    # the stages handed their CPUs back: the RL actors' were free again before serving
+    assert summary["rl"]["free_after"]["CPU"] == summary["rl"]["free_before"]["CPU"]
+    rows = [json.loads(x) for x in (tmp_path / "demo" / "rl" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["rollout/samples"] == 16 for r in rows)
+    # the job has ended; the deployment it made keeps answering on the cluster
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=2)
+    reply = client.chat.completions.create(
+        model="empathy-ray", messages=[{"role": "user", "content": "最近考试压力很大，晚上总是睡不着。"}]
+    )
+    assert reply.choices[0].message.content is not None and reply.usage.completion_tokens > 0
+    assert reply.model_extra["safety"]["path"] == "model"
