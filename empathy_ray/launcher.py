@@ -12,61 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from empathy_ray.config import ActorResources, Config, ConfigError
+from empathy_ray.config import Config
+from empathy_ray.resources import check_fits, cluster_nodes, stage_demands
 
 log = logging.getLogger(__name__)
 
 
-def _demand(res: ActorResources) -> dict[str, float]:
-    d = {"CPU": float(res.num_cpus), **{k: float(v) for k, v in res.resources.items()}}
-    if res.num_gpus:
-        d["GPU"] = float(res.num_gpus)
-    return d
-
-
-def role_demands(cfg: Config) -> dict[str, tuple[dict[str, float], int]]:
-    """config key of each role -> (resources of one actor, number of actors)."""
-    rl = cfg.rl
-    return {
-        "rl.rollout": (_demand(rl.rollout), rl.rollout.num_workers),
-        "rl.learner": (_demand(rl.learner), rl.learner.num_workers),
-        "rl.reward": (_demand(rl.reward), 1),
-        "rl.reference": (_demand(rl.reference), 1),
-    }
-
-
 def check_resources(cfg: Config, nodes: list[dict[str, float]]) -> None:
-    """Fail before any actor starts when a role cannot be placed on these nodes' total resources.
-
-    Every single actor must fit on one node, and each resource summed over all roles must fit the
-    cluster (roles run at the same time).
-    """
-    totals: Counter[str] = Counter()
-    for node in nodes:
-        totals.update(node)
-    need: Counter[str] = Counter()
-    for key, (one, count) in role_demands(cfg).items():
-        if not any(all(node.get(r, 0.0) >= v for r, v in one.items()) for node in nodes):
-            raise ConfigError(
-                f"{key}: one actor needs {one}, but no node offers that "
-                f"(nodes: {[{k: v for k, v in n.items() if k in one} for n in nodes]}); "
-                f"lower {key}.num_cpus/num_gpus/resources or add a node type that has them in cluster.yaml"
-            )
-        for r, v in one.items():
-            need[r] += v * count
-    short = {r: (v, totals.get(r, 0.0)) for r, v in need.items() if v > totals.get(r, 0.0) + 1e-9}
-    if short:
-        detail = ", ".join(f"{r}: needs {v:g}, cluster has {h:g}" for r, (v, h) in short.items())
-        raise ConfigError(
-            f"the RL roles together need more than the cluster has ({detail}); lower "
-            f"rl.rollout.num_workers / rl.learner.num_workers or their num_cpus/num_gpus, or start more nodes"
-        )
-
-
-def cluster_nodes() -> list[dict[str, float]]:
-    import ray
-
-    return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+    """Fail before any actor starts when the RL roles cannot be placed on these nodes."""
+    check_fits(stage_demands(cfg, "rl"), nodes, "the RL roles")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 
 from empathy_ray.config import Config, ConfigError, load_config, to_dict
 from empathy_ray.io_utils import atomic_write_text
+from empathy_ray.resources import check_stages, cluster_nodes
 from empathy_ray.runtime import init_ray, setup_process
 
 log = logging.getLogger(__name__)
@@ -216,9 +217,12 @@ def run_stages(cfg: Config, stages: list[str], resume: bool = False, force: bool
     run = Run(cfg, resume)
     run.cluster_outlives_us = init_ray(cfg.ray)
     t0 = time.perf_counter()
+    states = {name: "todo" if force else _state(run, name) for name in stages}
+    # every stage still to run must fit the cluster: fail now, not after an hour of SFT
+    check_stages(cfg, [n for n, st in states.items() if st != "done"], cluster_nodes())
     ran = []
     for name in stages:
-        state = "todo" if force else _state(run, name)
+        state = states[name]
         if state == "done":
             log.info("=== stage %s: output %s matches its config; skipped ===", name, _output(run, name))
             continue

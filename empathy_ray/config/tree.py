@@ -102,5 +102,11 @@ class Config:
             )
         if sv.model and not Path(sv.model).is_dir():
             raise ConfigError(f"serve.model={sv.model!r}: no such directory (a local HF model folder)")
+        for key, sec in (("rl.rollout", self.rl.rollout), ("serve", sv)):
+            if sec.num_gpus and sec.num_gpus != sec.tensor_parallel_size:
+                raise ConfigError(
+                    f"{key}.num_gpus={sec.num_gpus:g} but {key}.tensor_parallel_size={sec.tensor_parallel_size}: "
+                    "one engine spans its GPUs with tensor parallelism, so make them equal"
+                )
         if self.eval.judge == "endpoint" and not self.eval.judge_url:
             raise ConfigError("eval.judge=endpoint needs eval.judge_url (an OpenAI-compatible base URL)")

@@ -1,0 +1,66 @@
+"""The cluster recipe is consistent with cluster.yaml: every stage fits the node types it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from empathy_ray.config import ConfigError, load_config
+from empathy_ray.pipeline import planned_stages
+from empathy_ray.resources import check_stages
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _nodes(cluster_yaml: Path) -> list[dict[str, float]]:
+    """The nodes `ray up` starts at least: the head plus min_workers of each worker type."""
+    spec = yaml.safe_load(cluster_yaml.read_text())
+    types = spec["available_node_types"]
+    nodes = [dict(types[spec["head_node_type"]]["resources"])]
+    for name, t in types.items():
+        if name != spec["head_node_type"]:
+            nodes += [dict(t["resources"]) for _ in range(t["min_workers"])]
+    return nodes
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    model = tmp_path / "Qwen2.5-7B-Instruct"
+    model.mkdir()  # the recipe's /shared path does not exist here; everything else is as written
+    return load_config(REPO / "configs" / "cluster-7b.yaml", [f"model.path={model}"])
+
+
+def test_every_stage_of_the_7b_recipe_fits_the_cluster(recipe):
+    nodes = _nodes(REPO / "cluster.yaml")
+    assert planned_stages(recipe) == ["sft", "rm", "rl", "eval", "serve"]
+    check_stages(recipe, planned_stages(recipe), nodes)
+    # GRPO uses every GPU: 3 engines x 2 + reward + reference on the rollout node, 8 learner ranks
+    rl = recipe.rl
+    rollout_gpus = rl.rollout.num_workers * rl.rollout.num_gpus + rl.reward.num_gpus + rl.reference.num_gpus
+    assert (rollout_gpus, rl.learner.num_workers * rl.learner.num_gpus) == (8, 8)
+    assert recipe.rl.sync == "nccl" and recipe.rl.learner.zero_stage == 3
+    assert recipe.rl.rollout.tensor_parallel_size == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rl.rollout.num_workers=4", "GPU: needs 18, cluster has 16"),
+        ("rl.learner.resources={learner_node: 2}", "learner_node: needs 16, cluster has 8"),
+        ("sft.num_workers=17", "GPU: needs 17, cluster has 16"),
+        ("serve.num_replicas=9", "GPU: needs 18, cluster has 16"),
+    ],
+)
+def test_a_recipe_that_does_not_fit_names_the_stage(recipe, tmp_path, override, message):
+    cfg = load_config(REPO / "configs" / "cluster-7b.yaml", [f"model.path={recipe.model.path}", override])
+    with pytest.raises(ConfigError, match=message):
+        check_stages(cfg, planned_stages(cfg), _nodes(REPO / "cluster.yaml"))
+
+
+def test_tensor_parallel_must_match_the_gpus_of_an_engine(recipe):
+    with pytest.raises(ConfigError, match="rl.rollout.num_gpus=4 but rl.rollout.tensor_parallel_size=2"):
+        load_config(
+            REPO / "configs" / "cluster-7b.yaml", [f"model.path={recipe.model.path}", "rl.rollout.num_gpus=4"]
+        )
