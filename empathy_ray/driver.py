@@ -59,6 +59,19 @@ class Cursor:
         return out
 
 
+def checked_advantages(
+    rewards: torch.Tensor, estimator: str, group_size: int
+) -> tuple[torch.Tensor, str | None]:
+    """Float32 advantages of the step's rewards, or what was not finite ("rewards ..." or "advantages ...",
+    with the values) when the update must be skipped. Rewards are checked after the cast to float32:
+    a float64 reward beyond 3.4e38 becomes inf there."""
+    r32 = rewards.float()
+    if not torch.isfinite(r32).all():
+        return r32, f"rewards {rewards.tolist()}"
+    adv = compute_advantages(estimator, r32, group_size)  # a group sum can still overflow
+    return adv, None if torch.isfinite(adv).all() else f"advantages {adv.tolist()}"
+
+
 @dataclass
 class StepTimer:
     """Wall seconds per phase of one step."""
@@ -100,16 +113,12 @@ class GRPODriver:
         rewards = torch.tensor([s.reward for s in scored], dtype=torch.float64)
         if self.rl.algo.kl_in == "reward" and self.rl.algo.kl_coef > 0:
             rewards = rewards - self.rl.algo.kl_coef * torch.tensor([self._seq_kl(s) for s in scored])
-        adv = None
-        if torch.isfinite(rewards).all():
-            adv = compute_advantages(self.rl.algo.estimator, rewards.float(), self.rl.algo.group_size)
-        bad = "rewards" if adv is None else "advantages" if not torch.isfinite(adv).all() else None
+        adv, bad = checked_advantages(rewards, self.rl.algo.estimator, self.rl.algo.group_size)
         stats: dict[str, float] = {"train/skipped": float(bad is not None)}
         if bad:
             self.roles.counters["skipped_nonfinite"] += 1
             self.nonfinite_in_row += 1
-            values = (rewards if adv is None else adv).tolist()
-            log.warning("step %d: non-finite %s %s; update skipped", self.step + 1, bad, values)
+            log.warning("step %d: non-finite %s; update skipped", self.step + 1, bad)
         else:
             self.nonfinite_in_row = 0
             for s, a in zip(scored, adv.tolist(), strict=True):
@@ -125,7 +134,7 @@ class GRPODriver:
         self.writer.log(self.step, metrics)
         if self.nonfinite_in_row > self.rl.max_nonfinite_steps:
             raise FloatingPointError(
-                f"{self.nonfinite_in_row} steps in a row (up to step {self.step}) had non-finite {bad} and "
+                f"{self.nonfinite_in_row} steps in a row (up to step {self.step}) had non-finite values and "
                 f"were skipped (rl.max_nonfinite_steps={self.rl.max_nonfinite_steps}); check the reward "
                 "model and the reward weights, or lower rl.learner.lr if the policy diverged"
             )

@@ -13,10 +13,9 @@ import ray
 import torch
 
 from empathy_ray.actors.reward import RewardScorer, RewardTimeoutError
+from empathy_ray.driver import checked_advantages
 from empathy_ray.metrics import read_metrics
 from tests.test_rl import _driver, _rl_cfg
-
-pytestmark = pytest.mark.slow
 
 # One learner rank and one rollout worker: the faults here are in the reward role.
 SMALL = ("rl.learner.num_workers=1", "rl.rollout.num_workers=1", "rl.eval_prompts=0")
@@ -46,6 +45,7 @@ def _ready(actor) -> None:
     assert ray.get(actor.score.remote([], []), timeout=300)["total"] == []
 
 
+@pytest.mark.slow
 def test_a_reward_actor_killed_mid_step_is_restarted_and_its_call_retried(
     trained_run, tiny_model_dir, tmp_path
 ):
@@ -88,6 +88,7 @@ def test_a_reward_actor_killed_mid_step_is_restarted_and_its_call_retried(
     assert driver.step == 1 and roles.last_version == 1, "the update ran and was synced"
 
 
+@pytest.mark.slow
 def test_a_reward_call_that_keeps_timing_out_stops_the_run(trained_run, tiny_model_dir, tmp_path, caplog):
     """A healthy actor that is simply slower than rl.reward.timeout_s: 1 + retries attempts, then a loud
     error; no step is recorded and the weights are untouched (never a silent zero reward)."""
@@ -128,6 +129,7 @@ def nan_rm_dir(trained_run, tmp_path):
     return str(out)
 
 
+@pytest.mark.slow
 def test_nan_rewards_skip_the_update_then_stop_the_run(
     trained_run, tiny_model_dir, tmp_path, nan_rm_dir, caplog
 ):
@@ -151,3 +153,14 @@ def test_nan_rewards_skip_the_update_then_stop_the_run(
     assert [r["counters/skipped_nonfinite"] for r in rows] == [1, 2]
     assert all(math.isnan(r["reward/rm_mean"]) for r in rows)
     assert "train/policy_loss" not in rows[0], "no learner step ran"
+
+
+def test_checked_advantages_names_what_is_not_finite():
+    f64 = lambda values: torch.tensor(values, dtype=torch.float64)  # noqa: E731
+    adv, bad = checked_advantages(f64([1.0, 0.0, 0.0, 0.0]), "grpo", 4)
+    # mean 0.25, sample std 0.5: (r - mean) / std
+    assert bad is None and adv.tolist() == pytest.approx([1.5, -0.5, -0.5, -0.5], abs=1e-5)
+    _, bad = checked_advantages(f64([1e39, 0.0, 0.0, 0.0]), "grpo", 4)  # finite in float64, inf in float32
+    assert bad == "rewards [1e+39, 0.0, 0.0, 0.0]"
+    _, bad = checked_advantages(f64([3e38, 3e38, 0.0, 0.0]), "grpo", 4)  # the group sum overflows
+    assert bad == "advantages [nan, nan, nan, nan]"

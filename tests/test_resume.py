@@ -59,18 +59,6 @@ def test_metrics_rows_after_the_checkpoint_are_dropped(tmp_path):
     assert checkpoint.drop_metrics_after(tmp_path / "absent.jsonl", 2) == 0
 
 
-def _capture_samples(driver) -> list[list]:
-    seen: list[list] = []
-    rollout = driver.rollout
-
-    def recording(batch, step=None):
-        seen.append(rollout(batch, step))
-        return seen[-1]
-
-    driver.rollout = recording
-    return seen
-
-
 COMPARED = ("reward/", "train/", "rollout/", "counters/")
 NOT_COMPARED = ("rollout/tokens_per_s",)  # a speed
 
@@ -93,6 +81,7 @@ def test_resume_after_a_stop_repeats_the_next_step_exactly(trained_run, tiny_mod
     Run B: fresh roles that resume from A's step-2 checkpoint (A's metrics rows copied too, as if the
     driver died after logging step 3 but before its checkpoint). B's step 3 equals A's: the same sampled
     tokens, the same rewards, loss, KL, LR and grad norm, and the same weights after the update."""
+    from tests.test_fault_tolerance import _capture_rollouts
     from tests.test_rl import LENGTH_RULE, _driver, _rl_cfg
 
     _, _, run_dir = trained_run
@@ -102,7 +91,7 @@ def test_resume_after_a_stop_repeats_the_next_step_exactly(trained_run, tiny_mod
     cfg_b = _rl_cfg(tmp_path / "b", tiny_model_dir, sft, *common, *LENGTH_RULE)
     with _driver(cfg_a, sft) as (roles, driver):
         driver.prompts = driver.prompts[:8]
-        samples_a = _capture_samples(driver)
+        rollouts_a = _capture_rollouts(driver)
         rows_a = driver.train(3)
         weights_a = roles.learners.weights_checksums()
         driver.writer.close()
@@ -116,7 +105,7 @@ def test_resume_after_a_stop_repeats_the_next_step_exactly(trained_run, tiny_mod
     shutil.copy(cfg_a.run.dir / "rl" / "metrics.jsonl", rl_b / "metrics.jsonl")
     with _driver(cfg_b, sft) as (roles, driver):
         driver.prompts = driver.prompts[:8]
-        samples_b = _capture_samples(driver)
+        rollouts_b = _capture_rollouts(driver)
         assert driver.resume() and driver.step == 2
         assert (driver.cursor.epoch, driver.cursor.position) == (1, 0), "step 2 ended epoch 0"
         rows_b = driver.train(3)
@@ -124,7 +113,7 @@ def test_resume_after_a_stop_repeats_the_next_step_exactly(trained_run, tiny_mod
         driver.writer.close()
 
     assert len(rows_b) == 1, "the resumed run ran exactly step 3 (not zero steps at the epoch boundary)"
-    a, b = samples_a[2], samples_b[0]
+    (_, a), (_, b) = rollouts_a[2], rollouts_b[0]
     assert [s.uid for s in a] == [s.uid for s in b] and len(b) == 16
     same_tokens = [s.response_ids for s in a] == [s.response_ids for s in b]
     lp_diff = math.nan  # logprobs of the same tokens only

@@ -192,7 +192,8 @@ def test_checkpoint_and_resume_continue_the_run(trained_run, tiny_model_dir, tmp
 
 
 def test_a_rollout_worker_killed_mid_step_is_replaced(trained_run, tiny_model_dir, tmp_path):
-    """Ray restarts the worker; its chunk is re-dispatched; the step still has B*G unique samples."""
+    """Ray restarts the worker; its chunk is re-dispatched; the step still has B*G unique samples, the
+    very ones an undisturbed rollout draws (sampling seeds do not depend on the worker)."""
     import threading
 
     import ray
@@ -209,3 +210,5 @@ def test_a_rollout_worker_killed_mid_step_is_replaced(trained_run, tiny_model_di
         assert roles.counters["rollout_redispatched"] >= 1, "the kill landed after the chunk finished"
         assert len(samples) == 16 and len({s.uid for s in samples}) == 16
         assert sorted({s.prompt_index for s in samples}) == [0, 1, 2, 3]
+        again = driver.rollout(driver.prompts[:4])  # no fault this time, same weights and step
+        assert [(s.uid, s.response_ids) for s in again] == [(s.uid, s.response_ids) for s in samples]
