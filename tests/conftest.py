@@ -43,6 +43,17 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-test", preset="test", seed=0)
 
 
+@pytest.fixture(scope="session")
+def rm_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A tiny reward model: the test LM with a fresh scalar head (random, fixed once saved)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("models") / "tiny-rm"
+    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out
+
+
 def short_run_overrides(output_root: Path, model_dir: Path, *extra: str) -> list[str]:
     """A pipeline run sized for tests: the 'test' preset model, short sequences, few epochs."""
     return [

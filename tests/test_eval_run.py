@@ -14,17 +14,6 @@ POSTS = 3
 
 
 @pytest.fixture(scope="module")
-def rm_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """A tiny reward model: the test LM with a fresh scalar head (fixed once saved)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    out = tmp_path_factory.mktemp("models") / "tiny-rm"
-    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def other_model_dir(tmp_path_factory) -> Path:
     from empathy_ray.modeling.tiny import build_tiny_model
 

@@ -31,17 +31,6 @@ SAFE_ANSWER = "谢谢你愿意说出来。请现在就拨打心理援助热线 1
 MAX_PROMPT, MAX_RESPONSE = 48, 24
 
 
-@pytest.fixture(scope="module")
-def rm_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """A tiny reward model: the test LM with a fresh scalar head."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    out = tmp_path_factory.mktemp("models") / "tiny-rm"
-    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
-
-
 def test_rule_terms_on_hand_checked_completions():
     cfg = RewardConfig(
         rm_weight=1.0, format_weight=0.5, length_weight=2.0, length_target=200, safety_weight=3.0
