@@ -38,7 +38,14 @@ def cpu_engine_kwargs() -> dict:
     if not _cpu_only():
         return {}
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    return {"enforce_eager": True, "dtype": "float32", "gpu_memory_utilization": 0.3}
+    # No chunked prefill: a prompt split over steps makes vLLM rewind a seeded request's generator,
+    # which CPU generators cannot do ("CPU Generator does not use offset": 64 prompts of ~100 tokens).
+    return {
+        "enforce_eager": True,
+        "dtype": "float32",
+        "gpu_memory_utilization": 0.3,
+        "enable_chunked_prefill": False,
+    }
 
 
 def vllm_engine(
