@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import REPO, loadavg, machine, run_json  # noqa: E402
 from empathy_ray.io_utils import atomic_write_text  # noqa: E402
 
-SUITES = {"cpu": ["rollout", "e2e", "scaling", "sync", "serve"]}
+SUITES = {"cpu": ["scaling", "sync", "e2e", "serve", "rollout"]}
 MODULES = {name: f"benchmarks.bench_{name}" for name in SUITES["cpu"]}
 PART_TIMEOUT_S = 3600
 
@@ -79,23 +79,23 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_start": loadavg(),
         "parts": {},
     }
-    with tempfile.TemporaryDirectory(prefix="er-bench-", dir=work) as tmp:
-        for name in names:
-            results["parts"][name] = run_part(name, args.size, args.repeats, work, Path(tmp) / f"{name}.json")
-    if args.size == "tiny":  # smoke sizes say nothing about the targets
-        for part in results["parts"].values():
-            for t in part.get("targets", []):
-                t["met"], t["measured"] = (
-                    None,
-                    f"{t['measured']} (tiny sizes: not a measurement of the target)",
-                )
-    results["loadavg_end"] = loadavg()
-    results["wall_s"] = (dt.datetime.now() - started).total_seconds()
-
     from benchmarks.report import write_report
 
     stem = args.name or f"{started:%Y-%m-%d}-{socket.gethostname()}"
-    paths = write_report(results, Path(args.out_dir), stem, plots=not args.no_plots)
+    with tempfile.TemporaryDirectory(prefix="er-bench-", dir=work) as tmp:
+        for name in names:
+            part = run_part(name, args.size, args.repeats, work, Path(tmp) / f"{name}.json")
+            if args.size == "tiny":  # smoke sizes say nothing about the targets
+                for t in part.get("targets", []):
+                    t["met"], t["measured"] = (
+                        None,
+                        f"{t['measured']} (tiny sizes: not a measurement of the target)",
+                    )
+            results["parts"][name] = part
+            results["loadavg_end"] = loadavg()
+            results["wall_s"] = (dt.datetime.now() - started).total_seconds()
+            # after every part, so an interrupted run still leaves what it measured
+            paths = write_report(results, Path(args.out_dir), stem, plots=not args.no_plots)
     for p in paths:
         print(p)
     return 1 if any("error" in p for p in results["parts"].values()) else 0
