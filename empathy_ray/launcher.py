@@ -32,7 +32,7 @@ class Roles:
     reward: Any
     reference: Any
     learners: Any  # LearnerGroup
-    sync: Any  # ObjectStoreSync; None with rl.sync=nccl (learner rank 0 broadcasts)
+    sync: Any  # ObjectStoreSync; None with rl.sync=nccl/gloo (learner rank 0 broadcasts)
     counters: Counter = field(default_factory=Counter)
     always_reference: bool = True  # KL to the reference is always measured, even when not penalised
     rollout_pg: Any = None  # the rollout workers' placement group
@@ -59,8 +59,8 @@ class Roles:
         )
         reference = make_reference_actor(policy_dir, rl.reference)
         sync = None
-        if rl.sync == "nccl":  # the broadcast source is learner rank 0, not this driver
-            learners.init_nccl_sync(workers, rl.rollout.tensor_parallel_size)
+        if rl.sync in ("nccl", "gloo"):  # the broadcast source is learner rank 0, not this driver
+            learners.init_collective_sync(workers, rl.rollout.tensor_parallel_size, rl.sync)
         else:
             sync = ObjectStoreSync(workers)
         log.info(
@@ -84,7 +84,7 @@ class Roles:
     def sync_weights(self, version: int) -> dict[str, float]:
         if self.sync is None:
             self.last_version = version
-            return self.learners.publish_nccl(version)
+            return self.learners.publish_collective(version)
         self.last_weights = self.learners.weights_for_sync()  # an ObjectRef: put once, every worker pulls
         self.last_version = version
         return self.sync.publish(self.last_weights, version).as_metrics()
@@ -93,7 +93,7 @@ class Roles:
         """After a rollout worker restarted (it comes back with the starting weights)."""
         if self.sync is None:
             raise RuntimeError(
-                "a rollout worker restarted, and an NCCL group cannot re-admit it; rerun with --resume "
+                f"a rollout worker restarted, and the {self.cfg.rl.sync} broadcast group cannot re-admit it; rerun with --resume "
                 "(or use rl.sync=object_store, which re-sends the weights to restarted workers)"
             )
         if self.last_weights is not None:

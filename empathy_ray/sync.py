@@ -2,8 +2,9 @@
 
 `ObjectStoreSync` works everywhere (CPU clusters, tests): the state dict goes into Ray's object
 store once and every worker pulls it. On GPUs that path costs about 20x a train step (ENVIRONMENT.md:
-1.26 GB took ~6 s), so `NcclSync` broadcasts GPU-resident buckets straight from the learner's GPU
-into every vLLM worker's GPU; only names, dtypes and shapes travel through Ray.
+1.26 GB took ~6 s), so `CollectiveSync` broadcasts GPU-resident buckets straight from the learner's GPU
+into every vLLM worker's GPU over NCCL; only names, dtypes and shapes travel through Ray. The same
+broadcast runs over gloo on CPUs (`rl.sync=gloo`), which is how its protocol is tested here.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class ObjectStoreSync:
 
 
 # ---------------------------------------------------------------------------------------------
-# NCCL: bucketed broadcast. The wire format is shared with vllm_ext.WeightSyncExtension.er_receive_nccl.
+# NCCL: bucketed broadcast. The wire format is shared with vllm_ext.WeightSyncExtension.er_receive_collective.
 
 
 def bucketize(
@@ -146,17 +147,73 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class NcclSync:
+def open_broadcast_group(host: str, port: int, rank: int, world_size: int, backend: str, device):
+    """A broadcast channel between the learner (rank 0) and the vLLM workers, outside every other
+    process group (DeepSpeed's and vLLM's own stay untouched).
+
+    nccl: vLLM's NCCL wrapper on a stateless group (GPU to GPU, on the current CUDA stream).
+    gloo: a stateless torch gloo group (CPU tensors): the same protocol on CPU clusters and in tests.
+    """
+    if backend == "nccl":
+        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
+        from vllm.distributed.utils import StatelessProcessGroup
+
+        group = StatelessProcessGroup.create(host=host, port=port, rank=rank, world_size=world_size)
+        comm = PyNcclCommunicator(group, device=device)
+        if comm.disabled:
+            raise RuntimeError(
+                f"rank {rank}: vLLM's NCCL wrapper is disabled (no NCCL library?); use rl.sync=object_store"
+            )
+        return _NcclChannel(comm)
+    if backend == "gloo":
+        from vllm.distributed.utils import stateless_init_torch_distributed_process_group
+
+        return _GlooChannel(
+            stateless_init_torch_distributed_process_group(host, port, rank, world_size, "gloo")
+        )
+    raise ValueError(f"unknown broadcast backend {backend!r}: use 'nccl' or 'gloo'")
+
+
+class _NcclChannel:
+    def __init__(self, comm) -> None:
+        self.comm = comm
+
+    def broadcast(self, tensor: torch.Tensor) -> None:
+        # the caching allocator reuses a freed buffer only after this stream's broadcast of it
+        self.comm.broadcast(tensor, src=0, stream=torch.cuda.current_stream())
+
+    def synchronize(self) -> None:
+        torch.cuda.current_stream().synchronize()
+
+
+class _GlooChannel:
+    def __init__(self, group) -> None:
+        self.group = group
+
+    def broadcast(self, tensor: torch.Tensor) -> None:
+        import torch.distributed as dist
+
+        opts = dist.BroadcastOptions()
+        opts.rootRank, opts.rootTensor = 0, 0
+        self.group.broadcast([tensor], opts).wait()
+
+    def synchronize(self) -> None:
+        pass
+
+
+class CollectiveSync:
     """Broadcast from this process (learner rank 0, rank 0 of the group) to every vLLM worker.
 
     Group ranks: 0 is this process; rollout worker w's tensor-parallel rank r is 1 + w * tp + r.
-    Construction is collective: every worker must be idle enough to run `init_nccl`.
+    Weights go in buckets of `bucket_bytes` (one flat uint8 tensor each); names, dtypes and shapes
+    travel by Ray. Construction is collective: every worker must be idle enough to run `init_collective`.
     """
 
     def __init__(
         self,
         workers: Sequence[Any],
         tensor_parallel_size: int = 1,
+        backend: str = "nccl",
         bucket_bytes: int = 256 << 20,
         host: str | None = None,
         port: int | None = None,
@@ -164,45 +221,38 @@ class NcclSync:
     ):
         import ray
 
-        if not torch.cuda.is_available():
+        if backend == "nccl" and not torch.cuda.is_available():
             raise RuntimeError(
                 "rl.sync=nccl needs CUDA in the learner process and on the vLLM rollout workers, but "
-                "torch.cuda.is_available() is False here; use rl.sync=object_store on CPU clusters"
+                "torch.cuda.is_available() is False here; use rl.sync=gloo or object_store on CPU clusters"
             )
-        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
-        from vllm.distributed.utils import StatelessProcessGroup
-
         self.workers = list(workers)
+        self.backend = backend
         self.bucket_bytes = bucket_bytes
         self.timeout_s = timeout_s
-        self.device = torch.device("cuda", torch.cuda.current_device())
+        self.device = (
+            torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+        )
         host = host or ray.util.get_node_ip_address()
         port = port or _free_port()
         world = 1 + len(self.workers) * tensor_parallel_size
         refs = [
-            w.init_nccl.remote(host, port, 1 + i * tensor_parallel_size, world)
+            w.init_collective.remote(host, port, 1 + i * tensor_parallel_size, world, backend)
             for i, w in enumerate(self.workers)
         ]
-        group = StatelessProcessGroup.create(host=host, port=port, rank=0, world_size=world)
-        self.comm = PyNcclCommunicator(group, device=self.device)
-        if self.comm.disabled:
-            raise RuntimeError(
-                "NcclSync: vLLM's NCCL wrapper is disabled here (no NCCL library?); use rl.sync=object_store"
-            )
+        self.channel = open_broadcast_group(host, port, 0, world, backend, self.device)
         ray.get(refs, timeout=timeout_s)
-        log.info("NCCL weight-sync group up: %s:%d, world size %d", host, port, world)
+        log.info("%s weight-sync group up: %s:%d, world size %d", backend, host, port, world)
 
     def publish(self, named_tensors: dict[str, torch.Tensor], version: int) -> SyncStats:
         import ray
 
         t0 = time.perf_counter()
         buckets = bucketize(named_tensors, self.bucket_bytes)
-        refs = [w.receive_nccl.remote([bucket_meta(b) for b in buckets], version) for w in self.workers]
-        stream = torch.cuda.current_stream()
+        refs = [w.receive_collective.remote([bucket_meta(b) for b in buckets], version) for w in self.workers]
         for bucket in buckets:
-            # the caching allocator reuses a freed buffer only after this stream's broadcast of it
-            self.comm.broadcast(flatten_bucket(bucket, self.device), src=0, stream=stream)
-        stream.synchronize()
+            self.channel.broadcast(flatten_bucket(bucket, self.device))
+        self.channel.synchronize()
         ray.get(refs, timeout=self.timeout_s)
-        stats = SyncStats.measured(_nbytes(named_tensors), time.perf_counter() - t0, "nccl", version)
+        stats = SyncStats.measured(_nbytes(named_tensors), time.perf_counter() - t0, self.backend, version)
         return _log(stats, len(self.workers))

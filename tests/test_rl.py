@@ -89,12 +89,13 @@ def test_grpo_learns_a_rule_reward(trained_run, tiny_model_dir, tmp_path):
 
 def test_roles_agree_on_logprobs_and_sync(trained_run, tiny_model_dir, tmp_path):
     """Same weights, same tokens: sampling logprobs (vLLM) match the learner's; KL to the reference
-    is 0 at step 0; after an update every rollout worker holds the learner's weights."""
+    is 0 at step 0; after an update every rollout worker holds the learner's weights, broadcast from
+    learner rank 0 (rl.sync=gloo: the collective path of NCCL sync, over CPU)."""
     import ray
 
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
-    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.steps=1", *LENGTH_RULE)
+    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.steps=1", "rl.sync=gloo", *LENGTH_RULE)
     with _driver(cfg, sft) as (roles, driver):
         samples = driver.rollout(driver.prompts[:4])
         items = [(s.prompt_ids, s.response_ids) for s in samples]
@@ -115,7 +116,8 @@ def test_roles_agree_on_logprobs_and_sync(trained_run, tiny_model_dir, tmp_path)
         assert max(diffs) < 1e-4 and statistics.mean(diffs) < 1e-5
         assert max(kl0) < 1e-5, "the reference is the starting policy: KL is 0 at step 0"
 
-        driver.run_step()
+        metrics = driver.run_step()
+        assert metrics["sync/bytes"] > 0 and roles.sync is None  # no object-store path involved
         want = checksum(ray.get(roles.learners.weights_for_sync()).items())
         got = ray.get([w.weights_checksum.remote() for w in roles.rollout_workers])
         print("learner checksum", want, "rollout checksums", got)

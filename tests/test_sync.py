@@ -1,6 +1,6 @@
-"""Weight sync: the bucket wire format, the stats, and ObjectStoreSync into Ray rollout actors
-(two transformers workers for the fan-out, one vLLM worker for the engine path). NcclSync needs
-GPUs and is not exercised here."""
+"""Weight sync: the bucket wire format, the stats, ObjectStoreSync into Ray rollout actors (two
+transformers workers for the fan-out, one vLLM worker for the engine path), and CollectiveSync's
+broadcast into vLLM workers over gloo (its NCCL channel needs GPUs and is not exercised here)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from empathy_ray.actors.rollout import make_rollout_workers
 from empathy_ray.actors.vllm_ext import checksum, checksums_match
 from empathy_ray.config import RolloutConfig
 from empathy_ray.sync import (
-    NcclSync,
+    CollectiveSync,
     ObjectStoreSync,
     SyncStats,
     bucket_meta,
@@ -58,7 +58,7 @@ def test_sync_stats_metrics():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
 def test_nccl_sync_refuses_without_cuda():
     with pytest.raises(RuntimeError, match="rl.sync=nccl needs CUDA"):
-        NcclSync(workers=[])
+        CollectiveSync(workers=[], backend="nccl")
 
 
 @pytest.fixture(scope="module")
@@ -149,5 +149,33 @@ def test_object_store_sync_into_a_vllm_actor(ray_cluster, tiny_model_dir, new_we
         after = ray.get(workers[0].generate.remote(prompts, 2, 0))
         assert {s.weight_version for s in before} == {0} and {s.weight_version for s in after} == {1}
         assert all(a.logprobs != b.logprobs for a, b in zip(before, after, strict=True))
+    finally:
+        kill_all(workers)
+
+
+def test_collective_sync_broadcasts_into_vllm_workers_over_gloo(
+    ray_cluster, tiny_model_dir, new_weights, prompts
+):
+    """Group ranks, buckets (small, so several), the workers' receive-and-load path and versions:
+    everything NCCL sync does except the NCCL channel itself."""
+    ray = ray_cluster
+    cfg = RolloutConfig(engine="vllm", num_workers=2, num_cpus=0.5, max_new_tokens=8, max_model_len=128)
+    workers = make_rollout_workers(tiny_model_dir, cfg, seed=0)
+    try:
+        sync = CollectiveSync(workers, backend="gloo", bucket_bytes=256 << 10)
+        n_buckets = len(bucketize(new_weights, 256 << 10))
+        for version in (1, 2):
+            stats = sync.publish(new_weights, version=version)
+            assert (stats.transport, stats.version) == ("gloo", version)
+            assert stats.bytes == sum(t.numel() * t.element_size() for t in new_weights.values())
+        print(f"gloo broadcast: {stats.bytes} bytes in {n_buckets} buckets, {stats.seconds:.3f} s")
+        assert n_buckets > 1
+        want = checksum(new_weights.items())
+        assert all(
+            checksums_match(got, want) for got in ray.get([w.weights_checksum.remote() for w in workers])
+        )
+        assert ray.get([w.get_weight_version.remote() for w in workers]) == [2, 2]
+        outs = ray.get([w.generate.remote(prompts, 2, 0) for w in workers])
+        assert {s.weight_version for out in outs for s in out} == {2}
     finally:
         kill_all(workers)

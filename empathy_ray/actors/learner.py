@@ -312,21 +312,21 @@ class LearnerRank:
             total += (i + 1) * float(local.detach().double().sum())
         return total
 
-    # -- NCCL weight sync (GPU clusters): this rank 0 process broadcasts to every vLLM worker ----------
+    # -- collective weight sync: this rank 0 process broadcasts to every vLLM worker ---------------
 
-    def init_nccl_sync(self, workers: list[Any], tensor_parallel_size: int) -> None:
-        """Rank 0 joins the rollout workers' NCCL group as its source (sync.NcclSync)."""
+    def init_collective_sync(self, workers: list[Any], tensor_parallel_size: int, backend: str) -> None:
+        """Rank 0 joins the rollout workers' broadcast group as its source (sync.CollectiveSync)."""
         if self.rank == 0:
-            from empathy_ray.sync import NcclSync
+            from empathy_ray.sync import CollectiveSync
 
-            self._nccl = NcclSync(workers, tensor_parallel_size)
+            self._collective = CollectiveSync(workers, tensor_parallel_size, backend)
 
-    def publish_nccl(self, version: int) -> dict[str, float] | None:
+    def publish_collective(self, version: int) -> dict[str, float] | None:
         """Gather the weights (collective under ZeRO-3) and broadcast them from rank 0."""
         state = self.weights_for_sync()
         if self.rank != 0:
             return None
-        return self._nccl.publish(state, version).as_metrics()
+        return self._collective.publish(state, version).as_metrics()
 
     def save(self, directory: str) -> None:
         """HF export of the (merged) policy into `directory` on rank 0; DeepSpeed state (optimizer,

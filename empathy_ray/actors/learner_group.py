@@ -76,12 +76,12 @@ class LearnerGroup:
     def load(self, directory: str) -> None:
         self._all("load", directory)
 
-    def init_nccl_sync(self, workers: list[Any], tensor_parallel_size: int) -> None:
-        ray.get([a.init_nccl_sync.remote(workers, tensor_parallel_size) for a in self.actors])
+    def init_collective_sync(self, workers: list[Any], tensor_parallel_size: int, backend: str) -> None:
+        ray.get([a.init_collective_sync.remote(workers, tensor_parallel_size, backend) for a in self.actors])
 
-    def publish_nccl(self, version: int) -> dict[str, float]:
-        """NCCL weight sync: every rank gathers, rank 0 broadcasts; rank 0's stats come back."""
-        return self._all("publish_nccl", version)[0]
+    def publish_collective(self, version: int) -> dict[str, float]:
+        """Collective weight sync: every rank gathers, rank 0 broadcasts; rank 0's stats come back."""
+        return self._all("publish_collective", version)[0]
 
     def export(self, directory: str) -> None:
         self._all("export", directory)

@@ -99,8 +99,8 @@ class _VllmBackend:
     def load(self, named: list[tuple[str, torch.Tensor]]) -> None:
         self._load_rpc("er_load_weights", named)
 
-    def receive_nccl(self, buckets: list[list[tuple[str, str, list[int]]]]) -> None:
-        self._load_rpc("er_receive_nccl", buckets)
+    def receive_collective(self, buckets: list[list[tuple[str, str, list[int]]]]) -> None:
+        self._load_rpc("er_receive_collective", buckets)
 
     def _load_rpc(self, method: str, payload: list) -> None:
         self.llm.collective_rpc(method, args=(payload,))
@@ -281,15 +281,17 @@ class RolloutEngine:
         """For Ray callers, who cannot read attributes of an actor."""
         return self.weight_version
 
-    def init_nccl(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
-        """Join `sync.NcclSync`'s group (vLLM on GPUs only)."""
-        self._vllm("init_nccl").llm.collective_rpc("er_init_nccl", args=(host, port, rank_offset, world_size))
+    def init_collective(self, host: str, port: int, rank_offset: int, world_size: int, backend: str) -> None:
+        """Join `sync.CollectiveSync`'s group (vLLM engines only; nccl on GPUs, gloo on CPUs)."""
+        args = (host, port, rank_offset, world_size, backend)
+        self._vllm("init_collective").llm.collective_rpc("er_init_collective", args=args)
 
-    def receive_nccl(self, buckets: list[list[tuple[str, str, list[int]]]], version: int) -> None:
-        """The receiving half of `NcclSync.publish`: names, dtypes and shapes per bucket come by Ray."""
-        self._vllm("receive_nccl").receive_nccl(buckets)
+    def receive_collective(self, buckets: list[list[tuple[str, str, list[int]]]], version: int) -> None:
+        """The receiving half of `CollectiveSync.publish`: names, dtypes and shapes per bucket come by Ray."""
+        self._vllm("receive_collective").receive_collective(buckets)
         self.weight_version = version
-        log.info("rollout weights now version %d (%d tensors by NCCL)", version, sum(len(b) for b in buckets))
+        n = sum(len(b) for b in buckets)
+        log.info("rollout weights now version %d (%d tensors by broadcast)", version, n)
 
     def _vllm(self, what: str) -> _VllmBackend:
         if not isinstance(self._backend, _VllmBackend):

@@ -84,35 +84,33 @@ class WeightSyncExtension:
         with torch.no_grad():
             return checksum(_engine_tensors(self.model_runner.model))
 
-    def er_init_nccl(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
+    def er_init_collective(
+        self, host: str, port: int, rank_offset: int, world_size: int, backend: str
+    ) -> None:
         """Join the learner's broadcast group as rank `rank_offset + this worker's TP rank`."""
-        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
-        from vllm.distributed.utils import StatelessProcessGroup
+        from empathy_ray.sync import open_broadcast_group
 
-        group = StatelessProcessGroup.create(
-            host=host, port=port, rank=rank_offset + self.rank, world_size=world_size
-        )
-        self._er_comm = PyNcclCommunicator(group, device=self.device)
-        if self._er_comm.disabled:
+        rank = rank_offset + self.rank
+        self._er_channel = open_broadcast_group(host, port, rank, world_size, backend, self.device)
+        self._er_device = self.device if backend == "nccl" else torch.device("cpu")
+
+    def er_receive_collective(self, buckets: list[list[tuple[str, str, list[int]]]]) -> int:
+        """Receive the learner's bucketed broadcast (sync.CollectiveSync), loading as buckets arrive."""
+        channel = getattr(self, "_er_channel", None)
+        if channel is None:
             raise RuntimeError(
-                f"vLLM worker rank {self.rank}: NCCL is unavailable, the weight broadcast cannot run"
+                "er_receive_collective before er_init_collective: create the CollectiveSync first"
             )
-
-    def er_receive_nccl(self, buckets: list[list[tuple[str, str, list[int]]]]) -> int:
-        """Receive the learner's bucketed broadcast (see sync.NcclSync), loading as buckets arrive."""
-        comm = getattr(self, "_er_comm", None)
-        if comm is None:
-            raise RuntimeError("er_receive_nccl before er_init_nccl: create the NcclSync before publishing")
-        self._er_load(self._er_received(comm, buckets))
-        torch.cuda.synchronize()
+        self._er_load(self._er_received(channel, buckets))
+        channel.synchronize()
         return sum(len(meta) for meta in buckets)
 
     def _er_received(
-        self, comm, buckets: list[list[tuple[str, str, list[int]]]]
+        self, channel, buckets: list[list[tuple[str, str, list[int]]]]
     ) -> Iterator[tuple[str, torch.Tensor]]:
         from empathy_ray.sync import bucket_nbytes, unflatten_bucket
 
         for meta in buckets:
-            flat = torch.empty(bucket_nbytes(meta), dtype=torch.uint8, device=self.device)
-            comm.broadcast(flat, src=0, stream=torch.cuda.current_stream())
+            flat = torch.empty(bucket_nbytes(meta), dtype=torch.uint8, device=self._er_device)
+            channel.broadcast(flat)
             yield from unflatten_bucket(flat, meta)

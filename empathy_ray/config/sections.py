@@ -181,7 +181,9 @@ class RLConfig:
     prompts_per_step: int = 4  # B
     policy_model: str = ""  # empty: the SFT output of this run
     reward_model: str = ""  # empty: the RM output of this run; "none": rule terms only
-    sync: Literal["object_store", "nccl"] = "object_store"
+    # weight sync: object_store (put once, every worker pulls; CPU, small models), nccl (GPU broadcast
+    # from learner rank 0, bucketed), gloo (the same broadcast over CPU: CPU clusters, tests)
+    sync: Literal["object_store", "nccl", "gloo"] = "object_store"
     checkpoint_every: int = 5
     keep_checkpoints: int = 2
     # A step with non-finite rewards, advantages or losses is skipped (warned, counted); this many in a

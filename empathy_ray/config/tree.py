@@ -82,7 +82,7 @@ class Config:
                 raise ConfigError(f"rl.{key}={value!r}: no such directory (a local HF model folder)")
         if rl.sync == "nccl" and rl.learner.num_gpus == 0:
             raise ConfigError(
-                "rl.sync=nccl needs GPU learners (rl.learner.num_gpus > 0); use rl.sync=object_store on CPU"
+                "rl.sync=nccl needs GPU learners (rl.learner.num_gpus > 0); use rl.sync=gloo or object_store on CPU"
             )
         if rl.learner.lora.enabled and rl.learner.zero_stage == 3:
             raise ConfigError(
