@@ -1,12 +1,14 @@
-"""Exact resume: checkpoint contents (RNG states, metrics rows, complete folders only) and a GRPO run
-stopped after step k whose --resume repeats step k+1 of the uninterrupted run exactly."""
+"""Exact resume: checkpoint contents (RNG states, metrics rows, complete folders only) and a GRPO driver
+killed after step k whose resume repeats step k+1 exactly as the killed run had computed it."""
 
 from __future__ import annotations
 
 import json
 import math
 import random
-import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ import torch
 from empathy_ray import checkpoint
 from empathy_ray.config import ConfigError
 from empathy_ray.metrics import read_metrics
+from tests.conftest import REPO
 
 
 def _draws() -> tuple:
@@ -63,7 +66,8 @@ COMPARED = ("reward/", "train/", "rollout/", "counters/")
 NOT_COMPARED = ("rollout/tokens_per_s",)  # a speed
 
 
-def _max_diff(a: dict, b: dict) -> tuple[float, str]:
+def _max_diff(a: dict, b: dict) -> tuple[float, str, int]:
+    """The largest |a[k] - b[k]| over the compared metrics, its key, and how many keys were compared."""
     keys = [k for k in a if k.startswith(COMPARED) and k not in NOT_COMPARED]
     assert keys and set(keys) == {k for k in b if k.startswith(COMPARED) and k not in NOT_COMPARED}
     worst, name = 0.0, ""
@@ -72,63 +76,69 @@ def _max_diff(a: dict, b: dict) -> tuple[float, str]:
         d = 0.0 if (x == y or (math.isnan(x) and math.isnan(y))) else abs(x - y)
         if d >= worst:
             worst, name = d, k
-    return worst, name
+    return worst, name, len(keys)
 
 
 @pytest.mark.slow
-def test_resume_after_a_stop_repeats_the_next_step_exactly(trained_run, tiny_model_dir, tmp_path):
-    """Run A: 3 uninterrupted steps over 8 prompts (B=4: step 3 opens epoch 1), a checkpoint each step.
-    Run B: fresh roles that resume from A's step-2 checkpoint (A's metrics rows copied too, as if the
-    driver died after logging step 3 but before its checkpoint). B's step 3 equals A's: the same sampled
-    tokens, the same rewards, loss, KL, LR and grad norm, and the same weights after the update."""
+def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny_model_dir, tmp_path):
+    """A driver process (tests/killable_run.py) runs over 8 prompts (B=4: step 3 opens epoch 1) with a
+    checkpoint every 2 steps and is killed with SIGKILL in step 4, after logging step 3. A fresh driver
+    with fresh roles resumes in the same run folder from step_2 and runs step 3 again: the same sampled
+    tokens and log-probs, rewards, loss, KL, LR, grad norm and weights as the killed run's step 3."""
+    import ray
+
     from tests.test_fault_tolerance import _capture_rollouts
     from tests.test_rl import LENGTH_RULE, _driver, _rl_cfg
 
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
-    common = ("rl.steps=3", "rl.checkpoint_every=1", "rl.keep_checkpoints=2", "rl.learner.lr=1e-2")
-    cfg_a = _rl_cfg(tmp_path / "a", tiny_model_dir, sft, *common, *LENGTH_RULE)
-    cfg_b = _rl_cfg(tmp_path / "b", tiny_model_dir, sft, *common, *LENGTH_RULE)
-    with _driver(cfg_a, sft) as (roles, driver):
-        driver.prompts = driver.prompts[:8]
-        rollouts_a = _capture_rollouts(driver)
-        rows_a = driver.train(3)
-        weights_a = roles.learners.weights_checksums()
-        driver.writer.close()
-    ckpts = sorted(p.name for p in (cfg_a.run.dir / "rl" / "checkpoints").iterdir())
-    assert ckpts == ["step_000002", "step_000003"], "the last 2 are kept, no temporary folder is left"
+    overrides = ("rl.steps=10", "rl.checkpoint_every=2", "rl.learner.lr=1e-2", *LENGTH_RULE)
+    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *overrides)
+    rl_dir, steps_file = cfg.run.dir / "rl", cfg.run.dir / "steps.jsonl"
+    address = ray.get_runtime_context().gcs_address
+    args = [address, sft, str(tmp_path), str(tiny_model_dir), *overrides]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.killable_run", *args], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 600
+        while not (steps_file.exists() and steps_file.read_text().count("\n") >= 3):
+            assert proc.poll() is None, f"the run to kill ended by itself (exit code {proc.returncode})"
+            assert time.monotonic() < deadline, "the run to kill did not finish step 3 within 10 minutes"
+            time.sleep(0.2)
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait()
+    killed = [json.loads(line) for line in steps_file.read_text().splitlines()][2]
+    killed_row = read_metrics(rl_dir / "metrics.jsonl")[2]
+    assert killed["step"] == killed_row["step"] == 3
+    assert checkpoint.latest(rl_dir / "checkpoints") == rl_dir / "checkpoints" / "step_000002"
 
-    rl_b = cfg_b.run.dir / "rl"
-    shutil.copytree(
-        cfg_a.run.dir / "rl" / "checkpoints" / "step_000002", rl_b / "checkpoints" / "step_000002"
-    )
-    shutil.copy(cfg_a.run.dir / "rl" / "metrics.jsonl", rl_b / "metrics.jsonl")
-    with _driver(cfg_b, sft) as (roles, driver):
+    with _driver(cfg, sft) as (roles, driver):  # the dead driver's actors are gone: all new ones
         driver.prompts = driver.prompts[:8]
-        rollouts_b = _capture_rollouts(driver)
+        seen = _capture_rollouts(driver)
         assert driver.resume() and driver.step == 2
         assert (driver.cursor.epoch, driver.cursor.position) == (1, 0), "step 2 ended epoch 0"
-        rows_b = driver.train(3)
-        weights_b = roles.learners.weights_checksums()
+        rows = driver.train(3)
+        weights = roles.learners.weights_checksums()
         driver.writer.close()
 
-    assert len(rows_b) == 1, "the resumed run ran exactly step 3 (not zero steps at the epoch boundary)"
-    (_, a), (_, b) = rollouts_a[2], rollouts_b[0]
-    assert [s.uid for s in a] == [s.uid for s in b] and len(b) == 16
-    same_tokens = [s.response_ids for s in a] == [s.response_ids for s in b]
+    assert len(rows) == 1, "the resumed run ran exactly step 3 (not zero steps at the epoch boundary)"
+    ((_, samples),) = seen
+    assert [s.uid for s in samples] == killed["uids"] and len(samples) == 16
+    same_tokens = [s.response_ids for s in samples] == killed["response_ids"]
     lp_diff = math.nan  # logprobs of the same tokens only
     if same_tokens:
-        pairs = zip(a, b, strict=True)
-        lp_diff = max(abs(x - y) for sa, sb in pairs for x, y in zip(sa.logprobs, sb.logprobs, strict=True))
-    diff, key = _max_diff(rows_a[2], rows_b[0])
+        pairs = zip(samples, killed["logprobs"], strict=True)
+        lp_diff = max(abs(x - y) for s, lps in pairs for x, y in zip(s.logprobs, lps, strict=True))
+    diff, key, compared = _max_diff(killed_row, rows[0])
     print(
-        f"step 3, uninterrupted vs resumed: sampled token ids equal: {same_tokens} "
-        f"({sum(len(s.response_ids) for s in b)} tokens); max |logprob diff| {lp_diff:.3g}; "
-        f"max metric diff {diff:.3g} ({key}); weight checksums {weights_a} vs {weights_b}"
+        f"step 3, killed run vs resumed run: sampled token ids equal: {same_tokens} "
+        f"({sum(len(s.response_ids) for s in samples)} tokens); max |logprob diff| {lp_diff:.3g}; "
+        f"max metric diff {diff:.3g} over {compared} metrics ({key}); "
+        f"weight checksums {killed['weights']} vs {weights}"
     )
     assert same_tokens
     assert lp_diff <= 1e-6
-    assert diff <= 1e-6, f"{key}: {rows_a[2][key]} vs {rows_b[0][key]}"
-    assert weights_a == weights_b, "the same update (optimizer state and LR schedule restored)"
-    rows = read_metrics(rl_b / "metrics.jsonl")
-    assert [r["step"] for r in rows] == [1, 2, 3], "the dead run's step-3 row was replaced, not repeated"
+    assert diff <= 1e-6, f"{key}: {killed_row[key]} vs {rows[0][key]}"
+    assert weights == killed["weights"], "the same update (optimizer state and LR schedule restored)"
+    after = read_metrics(rl_dir / "metrics.jsonl")
+    assert [r["step"] for r in after] == [1, 2, 3], "the killed run's step-3 row was replaced, not repeated"

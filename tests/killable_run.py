@@ -1,0 +1,47 @@
+"""A GRPO driver process for tests/test_resume.py to kill with SIGKILL mid-run.
+
+    python -m tests.killable_run <ray address> <sft model> <output root> <tiny model> [key=value ...]
+
+It joins the test session's Ray cluster, runs steps over the first 8 training prompts and, after each
+step, appends the step's sampled token ids, their log-probs and the learner weight checksums to
+<output root>/t/steps.jsonl: what the test compares the resumed run against.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import ray
+
+from empathy_ray.runtime import setup_process, worker_env
+from tests.test_fault_tolerance import _capture_rollouts
+from tests.test_rl import _driver, _rl_cfg
+
+
+def main(address: str, sft: str, root: str, tiny: str, *overrides: str) -> None:
+    setup_process()
+    ray.init(address=address, runtime_env={"env_vars": worker_env()})
+    cfg = _rl_cfg(Path(root), Path(tiny), sft, *overrides)
+    with _driver(cfg, sft) as (roles, driver), open(cfg.run.dir / "steps.jsonl", "a") as out:
+        driver.prompts = driver.prompts[:8]
+        seen = _capture_rollouts(driver)
+        while driver.step < cfg.rl.steps:
+            driver.run_step()
+            if driver.step % cfg.rl.checkpoint_every == 0:
+                driver.save_checkpoint()
+            _, samples = seen[-1]
+            row = {
+                "step": driver.step,
+                "uids": [s.uid for s in samples],
+                "response_ids": [s.response_ids for s in samples],
+                "logprobs": [s.logprobs for s in samples],
+                "weights": roles.learners.weights_checksums(),
+            }
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
