@@ -131,6 +131,7 @@ def run(size: str, repeats: int, work: Path) -> dict[str, Any]:
             "workers",
             "nodes used",
             "rollout s/step",
+            "ms over 1 worker",
             "tokens/s",
             "ideal tokens/s",
             "efficiency",
