@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
+import time
 from pathlib import Path
 
 from empathy_ray.config import Config
@@ -104,10 +104,12 @@ def serve_stage(cfg: Config, model_dir: Path, cluster_outlives_us: bool) -> dict
 
 
 def _wait_for_interrupt() -> None:
-    done = threading.Event()
+    stop: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+        signal.signal(sig, lambda signum, _frame: stop.append(signum))
+    while not stop:  # sleep wakes for signal handlers; an Event.wait here was not interrupted
+        time.sleep(0.5)
+    log.info("signal %d: shutting the server down", stop[0])
 
 
 def serve_main(args) -> int:
