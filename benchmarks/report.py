@@ -25,6 +25,7 @@ def _machine_lines(r: dict[str, Any]) -> list[str]:
 
 def markdown(r: dict[str, Any]) -> str:
     lines = [f"# empathy-ray benchmarks: suite `{r['suite']}`", "", *_machine_lines(r), ""]
+    lines += [f"> {note}\n" for note in r.get("notes", [])]  # added by hand after a run
     targets = [t for p in r["parts"].values() for t in p.get("targets", [])]
     lines += ["## Targets", "", "| benchmark | target | measured | met |", "|---|---|---|---|"]
     for t in targets:
