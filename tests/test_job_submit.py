@@ -68,9 +68,11 @@ def _submit(ray_head, overrides: list[str], *flags: str) -> subprocess.Completed
     ray_bin, url, env = ray_head
     cmd = [ray_bin, "job", "submit", "--address", url, "--working-dir", str(REPO), *flags, "--",
            sys.executable, "jobs/rl.py", "--config", "configs/demo.yaml", *overrides]  # fmt: skip
-    for _ in range(12):  # the head's job agent can come up after `ray job list` already answers
+    # The head's job agent can come up well after `ray job list` answers (minutes on a loaded box).
+    deadline = time.time() + 300
+    while True:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
-        if "No available agent to submit job" not in proc.stdout + proc.stderr:
+        if "No available agent to submit job" not in proc.stdout + proc.stderr or time.time() > deadline:
             break
         time.sleep(5)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
