@@ -46,7 +46,11 @@ def ray_head():
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", "--num-cpus", "4", "--port", str(_free_port()),
-         "--dashboard-port", str(dash), "--include-dashboard=true", "--temp-dir", temp],
+         "--dashboard-port", str(dash), "--include-dashboard=true", "--temp-dir", temp,
+         # Agent ports default to fixed numbers (52365 ...) that the session's test cluster holds.
+         "--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port",
+         str(_free_port()), "--metrics-export-port", str(_free_port()), "--runtime-env-agent-port",
+         str(_free_port())],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{dash}"
@@ -68,8 +72,8 @@ def _submit(ray_head, overrides: list[str], *flags: str) -> subprocess.Completed
     ray_bin, url, env = ray_head
     cmd = [ray_bin, "job", "submit", "--address", url, "--working-dir", str(REPO), *flags, "--",
            sys.executable, "jobs/rl.py", "--config", "configs/demo.yaml", *overrides]  # fmt: skip
-    # The head's job agent can come up well after `ray job list` answers (minutes on a loaded box).
-    deadline = time.time() + 300
+    # The head's job agent can come up well after `ray job list` answers (seconds to a minute).
+    deadline = time.time() + 120
     while True:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
         if "No available agent to submit job" not in proc.stdout + proc.stderr or time.time() > deadline:
