@@ -2,8 +2,8 @@
 
 The workers are the real `RolloutEngine` actors (`rl.rollout.engine=simulated`: no model, a fixed
 delay per decoding step), placed by the real placement group on the nodes of a
-`ray.cluster_utils.Cluster`, and fed by the real `GRPODriver.rollout` dispatch (chunks, at most two
-in flight per worker, streamed back with `ray.wait`). Weak scaling: every worker gets the same
+`ray.cluster_utils.Cluster`, and fed by the real `GRPODriver.rollout` dispatch (one chunk of prompts per
+worker, streamed back with `ray.wait`). Weak scaling: every worker gets the same
 number of prompts, so the ideal throughput of n workers is n times that of one.
 """
 
@@ -125,7 +125,7 @@ def run(size: str, repeats: int, work: Path) -> dict[str, Any]:
             **s,
             "workers": list(s["workers"]),
             "repeats": repeats,
-            "dispatch": "GRPODriver.rollout (chunks of ceil(B / 2n), <= 2 in flight per worker)",
+            "dispatch": "GRPODriver.rollout (one chunk of ceil(B / n) prompts per worker)",
         },  # fmt: skip
         "columns": [
             "workers",
