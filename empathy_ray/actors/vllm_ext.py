@@ -11,6 +11,7 @@ same code, so the two numbers can only differ because the weights differ.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Iterator
 
@@ -62,6 +63,18 @@ def _engine_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]
             yield f"{mod_name}.{name}", p
 
 
+# vLLM's in-place reload warns "RotaryEmbedding: Failed to load weights" on every sync: the rotary
+# cos/sin cache is a buffer computed from the config, never in a checkpoint, so the reload finds
+# nothing to load for it and keeps the one it has (which is right). Logprob agreement after a sync
+# is tested (test_rl); dropping this one line keeps a real load failure visible in the logs.
+_RELOAD_LOGGER = "vllm.model_executor.model_loader.reload.layerwise"
+
+
+class _RotaryReloadFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().endswith("RotaryEmbedding: Failed to load weights")
+
+
 class WeightSyncExtension:
     """Mixed into vLLM's worker: `self.model_runner`, `self.device` and `self.rank` are the worker's."""
 
@@ -71,6 +84,9 @@ class WeightSyncExtension:
         A bare `model.load_weights` would write into the empty parameters the CPU backend leaves
         behind. vLLM releases without `reload_weights` (before 0.12) keep GPU weights as loaded."""
         reload = getattr(self.model_runner, "reload_weights", None)
+        reload_log = logging.getLogger(_RELOAD_LOGGER)
+        if not any(isinstance(f, _RotaryReloadFilter) for f in reload_log.filters):
+            reload_log.addFilter(_RotaryReloadFilter())
         if reload is not None:
             reload(weights_iterator=weights, is_checkpoint_format=True)
         else:
