@@ -2,9 +2,9 @@
 
 The workers are the real `RolloutEngine` actors (`rl.rollout.engine=simulated`: no model, a fixed
 delay per decoding step), placed by the real placement group on the nodes of a
-`ray.cluster_utils.Cluster`, and fed by the real `GRPODriver.rollout` dispatch (one chunk of prompts per
-worker, streamed back with `ray.wait`). Weak scaling: every worker gets the same
-number of prompts, so the ideal throughput of n workers is n times that of one.
+`ray.cluster_utils.Cluster`, and fed by the real `GRPODriver.rollout` dispatch (one chunk of
+prompts per worker, streamed back with `ray.wait`). Weak scaling: every worker gets the same number
+of prompts, so the ideal throughput of n workers is n times that of one.
 """
 
 from __future__ import annotations
