@@ -75,6 +75,9 @@ class _RotaryReloadFilter(logging.Filter):
         return not record.getMessage().endswith("RotaryEmbedding: Failed to load weights")
 
 
+logging.getLogger(_RELOAD_LOGGER).addFilter(_RotaryReloadFilter())  # once, where vLLM imports us
+
+
 class WeightSyncExtension:
     """Mixed into vLLM's worker: `self.model_runner`, `self.device` and `self.rank` are the worker's."""
 
@@ -84,9 +87,6 @@ class WeightSyncExtension:
         A bare `model.load_weights` would write into the empty parameters the CPU backend leaves
         behind. vLLM releases without `reload_weights` (before 0.12) keep GPU weights as loaded."""
         reload = getattr(self.model_runner, "reload_weights", None)
-        reload_log = logging.getLogger(_RELOAD_LOGGER)
-        if not any(isinstance(f, _RotaryReloadFilter) for f in reload_log.filters):
-            reload_log.addFilter(_RotaryReloadFilter())
         if reload is not None:
             reload(weights_iterator=weights, is_checkpoint_format=True)
         else:
