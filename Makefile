@@ -38,6 +38,7 @@ chromium:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check empathy_ray jobs tests benchmarks
 	$(VENV)/bin/ruff format --check empathy_ray jobs tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean-runs:
 	rm -rf runs

@@ -50,7 +50,7 @@ def _overrides(s: dict[str, Any], model: Path, out: Path) -> list[str]:
 def _trl(cfg, s: dict[str, Any], model: Path, steps: int, work: Path) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    from empathy_ray.rl import build_prompts
+    from empathy_ray.rl.stage import build_prompts
 
     if not (TRL_SITE / "trl").is_dir():
         raise RuntimeError(f"TRL is not installed in {TRL_SITE}; see benchmarks/README.md (one pip command)")

@@ -104,7 +104,7 @@ def run(size: str, repeats: int, work: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from empathy_ray.runtime import setup_process
+    from empathy_ray.runtime.process import setup_process
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", choices=ENGINES, required=True)

@@ -28,7 +28,7 @@ def _start_cluster(s: dict[str, Any]):
     import ray
     from ray.cluster_utils import Cluster
 
-    from empathy_ray.runtime import worker_env
+    from empathy_ray.runtime.process import worker_env
 
     small = 80 * 2**20  # object store per node: the samples are a few hundred kB
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": small})
@@ -44,12 +44,12 @@ def _measure(n: int, s: dict[str, Any], repeats: int, work: Path) -> dict[str, A
     """Rollout seconds of `repeats` driver steps with n workers (after one warm-up step)."""
     import ray
 
-    from empathy_ray.actors.placement import reserve
+    from empathy_ray.actors.roles import Roles
     from empathy_ray.actors.rollout import make_rollout_workers
+    from empathy_ray.actors.weight_sync import ObjectStoreSync
     from empathy_ray.config import load_config
-    from empathy_ray.driver import GRPODriver, Prompt
-    from empathy_ray.launcher import Roles
-    from empathy_ray.sync import ObjectStoreSync
+    from empathy_ray.rl.driver import GRPODriver, Prompt
+    from empathy_ray.runtime.placement import reserve
 
     cfg = load_config(
         None,

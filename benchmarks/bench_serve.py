@@ -54,12 +54,12 @@ async def _level(url: str, bodies: list[dict[str, Any]], clients: int) -> dict[s
 def run(size: str, repeats: int, work: Path) -> dict[str, Any]:
     import ray
 
-    from empathy_ray.actors.placement import free_port
     from empathy_ray.config import load_config
     from empathy_ray.data.samples import load_sample_posts
-    from empathy_ray.runtime import worker_env
+    from empathy_ray.domain.safety import assess
+    from empathy_ray.runtime.placement import free_port
+    from empathy_ray.runtime.process import worker_env
     from empathy_ray.serve.app import deploy
-    from empathy_ray.serve.safety import assess
 
     s = SIZES[size]
     model = model_dir(work, s["preset"])

@@ -134,10 +134,10 @@ def grpo_steps(cfg, model: Path, steps: int, always_reference: bool = True) -> d
     """`steps` GRPO steps of the real driver and roles on a local Ray: role start-up time and metrics."""
     import ray
 
-    from empathy_ray.driver import GRPODriver
-    from empathy_ray.launcher import Roles
-    from empathy_ray.rl import build_prompts
-    from empathy_ray.runtime import worker_env
+    from empathy_ray.actors.roles import Roles
+    from empathy_ray.rl.driver import GRPODriver
+    from empathy_ray.rl.stage import build_prompts
+    from empathy_ray.runtime.process import worker_env
 
     tmp = tempfile.mkdtemp(prefix="er-bench-ray-", dir="/tmp")  # short: Ray's socket paths are limited
     ray.init(num_cpus=8, _temp_dir=tmp, include_dashboard=False, runtime_env={"env_vars": worker_env()})

@@ -64,7 +64,7 @@ def sft_on_gpu(root: Path) -> dict:
 
     from empathy_ray.config import load_config
     from empathy_ray.pipeline import run_stages
-    from empathy_ray.runtime import setup_process, worker_env
+    from empathy_ray.runtime.process import setup_process, worker_env
 
     setup_process()
     ray.init(runtime_env={"env_vars": worker_env()}, include_dashboard=False)
@@ -91,8 +91,8 @@ def sft_on_gpu(root: Path) -> dict:
 
 def learner_step(model_dir: str, n_params: int, peak: float, prompt: int = 256, response: int = 768) -> dict:
     from empathy_ray.actors.learner import LearnerRank
-    from empathy_ray.actors.placement import free_port
     from empathy_ray.config import AlgoConfig, LearnerConfig, RLConfig, RolloutConfig
+    from empathy_ray.runtime.placement import free_port
 
     cfg = RLConfig(
         prompts_per_step=2, algo=AlgoConfig(group_size=4), rollout=RolloutConfig(max_new_tokens=response),

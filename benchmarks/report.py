@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from empathy_ray.io_utils import atomic_write_text
+from empathy_ray.domain.files import atomic_write_text
 
 
 def _machine_lines(r: dict[str, Any]) -> list[str]:

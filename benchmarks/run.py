@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import REPO, loadavg, machine, run_json  # noqa: E402
-from empathy_ray.io_utils import atomic_write_text  # noqa: E402
+from empathy_ray.domain.files import atomic_write_text  # noqa: E402
 
 SUITES = {"cpu": ["scaling", "sync", "e2e", "serve", "rollout"]}
 MODULES = {name: f"benchmarks.bench_{name}" for name in SUITES["cpu"]}
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
 
     if args.part:  # child process
-        from empathy_ray.runtime import setup_process
+        from empathy_ray.runtime.process import setup_process
 
         setup_process()
         part = importlib.import_module(MODULES[args.part]).run(args.size, args.repeats, work)

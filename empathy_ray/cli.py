@@ -15,7 +15,7 @@ from collections.abc import Sequence
 # returns the process exit code.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("empathy_ray.pipeline", "demo_main", "run the whole pipeline on the tiny model and sample data"),
-    "coe check": ("empathy_ray.coe", "check_main", "validate a Chain-of-Empathy completion"),
+    "coe check": ("empathy_ray.domain.coe", "check_main", "validate a Chain-of-Empathy completion"),
     "data validate": ("empathy_ray.data.cli", "validate_main", "check Empathy-QA / preference files"),
     "data convert-psyqa": ("empathy_ray.data.cli", "convert_psyqa_main", "convert PsyQA JSON to Empathy-QA"),
     "data samples": ("empathy_ray.data.cli", "samples_main", "write the embedded sample data to a folder"),

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from empathy_ray.config import Config, ConfigError, load_config, to_dict
-from empathy_ray.io_utils import atomic_write_text
-from empathy_ray.resources import check_stages, cluster_nodes
-from empathy_ray.runtime import init_ray, setup_process
+from empathy_ray.domain.files import atomic_write_text
+from empathy_ray.runtime.process import init_ray, setup_process
+from empathy_ray.runtime.resources import check_stages, cluster_nodes
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def stage_rm(run: Run) -> dict[str, Any]:
 
 
 def stage_rl(run: Run) -> dict[str, Any]:
-    from empathy_ray.rl import run_rl
+    from empathy_ray.rl.stage import run_rl
 
     return run_rl(run.cfg, run.dir, run.sft_model, run.rm_model, resume=run.resume)
 

@@ -25,7 +25,7 @@ def ray_cluster():
     """One local Ray for the whole session: 8 logical CPUs (every RL role has its own actor) on 2 cores."""
     import ray
 
-    from empathy_ray.runtime import setup_process, worker_env
+    from empathy_ray.runtime.process import setup_process, worker_env
 
     setup_process()
     tmp = tempfile.mkdtemp(prefix="er-ray-", dir="/tmp")  # short: Ray's socket paths have a length limit

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from empathy_ray import coe
 from empathy_ray.config import load_config
+from empathy_ray.domain import coe
 from empathy_ray.eval.answers import EvalPost
 from empathy_ray.eval.run import score_answers, write_outputs
 

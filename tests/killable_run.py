@@ -15,7 +15,7 @@ from pathlib import Path
 
 import ray
 
-from empathy_ray.runtime import setup_process, worker_env
+from empathy_ray.runtime.process import setup_process, worker_env
 from tests.test_fault_tolerance import _capture_rollouts
 from tests.test_rl import _driver, _rl_cfg
 

@@ -9,7 +9,7 @@ import yaml
 
 from empathy_ray.config import ConfigError, load_config
 from empathy_ray.pipeline import planned_stages
-from empathy_ray.resources import check_stages
+from empathy_ray.runtime.resources import check_stages
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from empathy_ray import coe
 from empathy_ray.cli import main
+from empathy_ray.domain import coe
 
 LAYERS = {"L1": "焦虑、孤单", "L2": "认为自己不够好", "L3": "想被理解", "L4": "先共情，再给小建议"}
 ANSWER = "听起来你这段时间真的很辛苦。"

@@ -13,7 +13,7 @@ from empathy_ray.data import io
 from empathy_ray.data.errors import DataError
 from empathy_ray.data.psyqa import convert_psyqa, read_psyqa
 from empathy_ray.data.records import Answer, Post
-from empathy_ray.io_utils import atomic_dir, atomic_write, atomic_write_text
+from empathy_ray.domain.files import atomic_dir, atomic_write, atomic_write_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from empathy_ray import coe
+from empathy_ray.domain import coe
 from empathy_ray.eval.human import CRITERIA, RankingStore
 from empathy_ray.eval.rank_ui import STORE_NAME
 from empathy_ray.eval.report import write_report
-from empathy_ray.metrics import MetricsWriter
+from empathy_ray.runtime.tracking import MetricsWriter
 from tests.eval_sample import ANSWERS, LAYERS, write_sample_eval
 
 PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')

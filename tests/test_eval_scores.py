@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from empathy_ray import coe
+from empathy_ray.domain import coe
 from empathy_ray.eval.answers import EvalPost
 from empathy_ray.eval.scores import crisis_path_rate, metrics_markdown, system_metrics
 

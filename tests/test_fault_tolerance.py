@@ -13,8 +13,8 @@ import ray
 import torch
 
 from empathy_ray.actors.reward import RewardScorer, RewardTimeoutError
-from empathy_ray.driver import checked_advantages
-from empathy_ray.metrics import read_metrics
+from empathy_ray.rl.driver import checked_advantages
+from empathy_ray.runtime.tracking import read_metrics
 from tests.test_rl import _driver, _rl_cfg
 
 # One learner rank and one rollout worker: the faults here are in the reward role.
@@ -139,7 +139,7 @@ def test_nan_rewards_skip_the_update_then_stop_the_run(
     cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *SMALL, "rl.max_nonfinite_steps=1")
     with _driver(cfg, sft, nan_rm_dir) as (roles, driver):
         before = roles.learners.weights_checksums()
-        with caplog.at_level(logging.WARNING, logger="empathy_ray.driver"):
+        with caplog.at_level(logging.WARNING, logger="empathy_ray.rl.driver"):
             first = driver.run_step()
         assert "step 1: non-finite rewards" in caplog.text
         assert roles.learners.weights_checksums() == before, "a skipped step leaves the weights alone"

@@ -14,8 +14,8 @@ from transformers import AutoModelForCausalLM
 from empathy_ray.actors import learner as learner_mod
 from empathy_ray.actors.learner import LearnerRank, micro_batches_per_rank
 from empathy_ray.actors.learner_group import LearnerGroup
-from empathy_ray.actors.placement import free_port, local_ranks, split_even
 from empathy_ray.config import AlgoConfig, LearnerConfig, LoraConfig, RLConfig, RolloutConfig
+from empathy_ray.runtime.placement import free_port, local_ranks, split_even
 
 # Rows of different prompt and response lengths, one with an empty response.
 PAIRS = [

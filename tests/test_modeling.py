@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from empathy_ray import coe
+from empathy_ray.domain import coe
 from empathy_ray.modeling.chat import prompt_ids, sft_example, target_text
 from empathy_ray.modeling.tokenizer import COE_TAGS
 
@@ -57,7 +57,7 @@ def test_saved_tiny_model_loads_offline_and_generates(tiny_model_dir):
 
 
 def test_input_noise_spares_prompt_tags_and_eos():
-    from empathy_ray.train.data import corrupt_inputs
+    from empathy_ray.train.batches import corrupt_inputs
 
     g = torch.Generator().manual_seed(0)
     ids = torch.arange(100, 400).reshape(3, 100)

@@ -22,10 +22,10 @@ SCRIPT = textwrap.dedent(
     import ray
     from ray.cluster_utils import Cluster
     from empathy_ray.config import load_config
-    from empathy_ray.driver import GRPODriver
-    from empathy_ray.launcher import Roles
-    from empathy_ray.rl import build_prompts
-    from empathy_ray.runtime import setup_process, worker_env
+    from empathy_ray.rl.driver import GRPODriver
+    from empathy_ray.actors.roles import Roles
+    from empathy_ray.rl.stage import build_prompts
+    from empathy_ray.runtime.process import setup_process, worker_env
 
     model, out = sys.argv[1], sys.argv[2]
     setup_process()

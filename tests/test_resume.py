@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from empathy_ray import checkpoint
 from empathy_ray.config import ConfigError
-from empathy_ray.metrics import read_metrics
+from empathy_ray.runtime import checkpoint
+from empathy_ray.runtime.tracking import read_metrics
 from tests.conftest import REPO
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import ray
 
-from empathy_ray import coe
 from empathy_ray.actors.reward import (
     RewardScorer,
     RewardTimeoutError,
@@ -19,7 +18,8 @@ from empathy_ray.actors.reward import (
     score_with_retry,
 )
 from empathy_ray.config import RewardConfig
-from empathy_ray.train.rm import load_reward_model, rm_input_ids, score
+from empathy_ray.domain import coe
+from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids, score
 
 LAYERS = {"L1": "来访者很焦虑", "L2": "担心考试失败", "L3": "想被理解", "L4": "先共情再给建议"}
 VALID = coe.render(LAYERS, "好" * 200)  # valid CoE, answer of exactly 200 characters

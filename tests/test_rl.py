@@ -10,11 +10,11 @@ import statistics
 import pytest
 import torch
 
+from empathy_ray.actors.roles import Roles, check_resources
 from empathy_ray.actors.vllm_ext import checksum, checksums_match
 from empathy_ray.config import ConfigError, load_config
-from empathy_ray.driver import GRPODriver
-from empathy_ray.launcher import Roles, check_resources
-from empathy_ray.rl import build_prompts, run_rl
+from empathy_ray.rl.driver import GRPODriver
+from empathy_ray.rl.stage import build_prompts, run_rl
 from tests.conftest import short_run_overrides
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_grpo_learns_a_rule_reward(trained_run, tiny_model_dir, tmp_path):
         tmp_path, tiny_model_dir, run_dir / "sft" / "model", "rl.steps=20", "rl.learner.lr=1e-2", *LENGTH_RULE
     )
     summary = run_rl(cfg, tmp_path / "t", run_dir / "sft" / "model", run_dir / "rm" / "model")
-    from empathy_ray.metrics import read_metrics
+    from empathy_ray.runtime.tracking import read_metrics
 
     rows = read_metrics(tmp_path / "t" / "rl" / "metrics.jsonl")
     rewards = [r["reward/total_mean"] for r in rows]
@@ -168,7 +168,7 @@ def test_checkpoint_and_resume_continue_the_run(trained_run, tiny_model_dir, tmp
     """Checkpoints every step keep the last 2; --resume continues at the next step with the cursor."""
     import json
 
-    from empathy_ray.metrics import read_metrics
+    from empathy_ray.runtime.tracking import read_metrics
 
     _, _, run_dir = trained_run
     sft = run_dir / "sft" / "model"

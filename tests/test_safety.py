@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from empathy_ray.serve.safety import (
+from empathy_ray.domain.safety import (
     DEFAULT_RESOURCES,
     SafetyAssessment,
     SafetyConfig,

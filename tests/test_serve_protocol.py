@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from empathy_ray import coe
 from empathy_ray.config import ServeConfig
+from empathy_ray.domain import coe
 from empathy_ray.serve.protocol import ApiError, parse_body, parse_chat_request
 from empathy_ray.serve.streaming import CoEStream
 

@@ -13,8 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from empathy_ray.actors.rollout import make_rollout_workers
 from empathy_ray.actors.vllm_ext import checksum, checksums_match
-from empathy_ray.config import RolloutConfig
-from empathy_ray.sync import (
+from empathy_ray.actors.weight_sync import (
     CollectiveSync,
     ObjectStoreSync,
     SyncStats,
@@ -24,6 +23,7 @@ from empathy_ray.sync import (
     flatten_bucket,
     unflatten_bucket,
 )
+from empathy_ray.config import RolloutConfig
 
 
 def test_buckets_round_trip_mixed_dtypes():

@@ -14,8 +14,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from empathy_ray.config import load_config
-from empathy_ray.metrics import read_metrics
 from empathy_ray.pipeline import run_stages
+from empathy_ray.runtime.tracking import read_metrics
 from tests.conftest import short_run_overrides
 
 pytestmark = pytest.mark.slow

@@ -26,13 +26,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from empathy_ray.actors.placement import node_address
-from empathy_ray.actors.tokens import ResponseBatch, check_train_items, collate, response_logits
 from empathy_ray.algo.kl import approx_kl
 from empathy_ray.algo.losses import entropy_from_logits, logprobs_from_logits, policy_loss
 from empathy_ray.algo.masked import masked_mean
-from empathy_ray.checkpoint import load_rng, save_rng
 from empathy_ray.config import RLConfig, TrainerConfig
+from empathy_ray.modeling.batching import ResponseBatch, check_train_items, collate, response_logits
+from empathy_ray.runtime.checkpoint import load_rng, save_rng
+from empathy_ray.runtime.placement import node_address
 from empathy_ray.train.engine import apply_lora, export_hf, full_state_dict, init_engine
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class LearnerRank:
     """One rank of the learner: the policy under DeepSpeed, its GRPO update, and its weights."""
 
     def __init__(self, model_dir: str, cfg: RLConfig, rank: int, world_size: int, seed: int = 0) -> None:
-        from empathy_ray.runtime import setup_process
+        from empathy_ray.runtime.process import setup_process
 
         setup_process()
         lc = cfg.learner
@@ -317,7 +317,7 @@ class LearnerRank:
     def init_collective_sync(self, workers: list[Any], tensor_parallel_size: int, backend: str) -> None:
         """Rank 0 joins the rollout workers' broadcast group as its source (sync.CollectiveSync)."""
         if self.rank == 0:
-            from empathy_ray.sync import CollectiveSync
+            from empathy_ray.actors.weight_sync import CollectiveSync
 
             self._collective = CollectiveSync(workers, tensor_parallel_size, backend)
 

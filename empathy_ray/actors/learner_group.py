@@ -12,8 +12,8 @@ import ray
 from ray.util.placement_group import PlacementGroup
 
 from empathy_ray.actors.learner import LearnerRank, micro_batches_per_rank
-from empathy_ray.actors.placement import rendezvous, split_even, start_ranks, stop_ranks
 from empathy_ray.config import RLConfig
+from empathy_ray.runtime.placement import rendezvous, split_even, start_ranks, stop_ranks
 
 log = logging.getLogger(__name__)
 

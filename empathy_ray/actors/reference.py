@@ -13,9 +13,9 @@ import torch
 from ray.actor import ActorHandle
 from transformers import AutoModelForCausalLM
 
-from empathy_ray.actors.tokens import collate, response_logits
 from empathy_ray.algo.losses import logprobs_from_logits
 from empathy_ray.config import ReferenceConfig
+from empathy_ray.modeling.batching import collate, response_logits
 
 log = logging.getLogger(__name__)
 

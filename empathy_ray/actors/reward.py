@@ -19,11 +19,11 @@ import torch
 from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
-from empathy_ray import coe
 from empathy_ray.config import RewardConfig
-from empathy_ray.serve.safety import safety_reward
-from empathy_ray.train.rm import load_reward_model, rm_input_ids
-from empathy_ray.train.rm import score as rm_score
+from empathy_ray.domain import coe
+from empathy_ray.domain.safety import safety_reward
+from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids
+from empathy_ray.modeling.reward_model import score as rm_score
 
 log = logging.getLogger(__name__)
 

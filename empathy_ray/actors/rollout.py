@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from empathy_ray.actors.batch import Sample
 from empathy_ray.actors.vllm_ext import checksum
 from empathy_ray.config import RolloutConfig
+from empathy_ray.domain.rollouts import Sample
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class _Draw:
 
 class _VllmBackend:
     def __init__(self, model_dir: str, cfg: RolloutConfig, seed: int):
-        from empathy_ray.generation import vllm_engine
+        from empathy_ray.modeling.generation import vllm_engine
 
         self.cfg = cfg
         self.llm = vllm_engine(
@@ -132,7 +132,7 @@ class _HfBackend:
 
     @torch.no_grad()
     def _sample_chunk(self, prompts: list[list[int]], group_size: int, seed: int) -> list[list[_Draw]]:
-        from empathy_ray.train.engine import pad_batch
+        from empathy_ray.modeling.batching import pad_batch
 
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         ids = pad_batch(prompts, pad, pad_left=True).to(self.device)
@@ -218,7 +218,7 @@ class RolloutEngine:
     """One engine, G answers per prompt, weights replaced in place by `update_weights`."""
 
     def __init__(self, model_dir: str | Path, cfg: RolloutConfig, seed: int = 0):
-        from empathy_ray.runtime import setup_process
+        from empathy_ray.runtime.process import setup_process
 
         setup_process()  # inside a Ray actor: cache folders and INFO logging, as every entry point has
         self.cfg = cfg

@@ -104,7 +104,7 @@ class WeightSyncExtension:
         self, host: str, port: int, rank_offset: int, world_size: int, backend: str
     ) -> None:
         """Join the learner's broadcast group as rank `rank_offset + this worker's TP rank`."""
-        from empathy_ray.sync import open_broadcast_group
+        from empathy_ray.actors.weight_sync import open_broadcast_group
 
         rank = rank_offset + self.rank
         self._er_channel = open_broadcast_group(host, port, rank, world_size, backend, self.device)
@@ -124,7 +124,7 @@ class WeightSyncExtension:
     def _er_received(
         self, channel, buckets: list[list[tuple[str, str, list[int]]]]
     ) -> Iterator[tuple[str, torch.Tensor]]:
-        from empathy_ray.sync import bucket_nbytes, unflatten_bucket
+        from empathy_ray.actors.weight_sync import bucket_nbytes, unflatten_bucket
 
         for meta in buckets:
             flat = torch.empty(bucket_nbytes(meta), dtype=torch.uint8, device=self._er_device)

@@ -12,12 +12,12 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from empathy_ray.coe import LAYERS
 from empathy_ray.data.errors import DataError
 from empathy_ray.data.records import Post, PreferencePair
 from empathy_ray.data.rows import is_parquet
 from empathy_ray.data.validate import check_file, check_rows
-from empathy_ray.io_utils import atomic_write, atomic_write_text
+from empathy_ray.domain.coe import LAYERS
+from empathy_ray.domain.files import atomic_write, atomic_write_text
 
 PathLike = str | os.PathLike[str]
 

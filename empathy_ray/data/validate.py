@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from empathy_ray.coe import LAYERS, has_coe_tags
 from empathy_ray.data.errors import Problem
 from empathy_ray.data.records import REASONS, SOURCES
 from empathy_ray.data.rows import RawFile, read_rows
+from empathy_ray.domain.coe import LAYERS, has_coe_tags
 
 __all__ = ["Problem", "FileReport", "check_file", "check_posts_file", "check_pairs_file", "check_rows"]
 

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from empathy_ray import coe
 from empathy_ray.config import Config, ConfigError
+from empathy_ray.data import dataset
 from empathy_ray.data.records import Post
-from empathy_ray.serve.safety import assess
-from empathy_ray.train import data as tdata
+from empathy_ray.domain import coe
+from empathy_ray.domain.safety import assess
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class EvalPost:
 
 def select_posts(cfg: Config) -> list[EvalPost]:
     """The first `eval.max_posts` posts of split `eval.split` (0: all), in data order."""
-    posts = [p for p in tdata.load_posts(cfg.data) if tdata.post_split(p.id, cfg.data) == cfg.eval.split]
+    posts = [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p.id, cfg.data) == cfg.eval.split]
     if cfg.eval.max_posts > 0:
         posts = posts[: cfg.eval.max_posts]
     if not posts:
@@ -56,9 +56,9 @@ def _generate_task(model_dir: str, texts: list[str], max_prompt_tokens: int, ev:
     """Runs in a Ray worker: the model's own tokenizer builds the prompts, then one batched generate."""
     from transformers import AutoTokenizer
 
-    from empathy_ray.generation import generate
     from empathy_ray.modeling.chat import prompt_ids
-    from empathy_ray.runtime import setup_process
+    from empathy_ray.modeling.generation import generate
+    from empathy_ray.runtime.process import setup_process
 
     setup_process()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -46,7 +46,7 @@ def parse_models(specs: list[str]) -> dict[str, Path]:
 
 def eval_main(args: argparse.Namespace) -> int:
     from empathy_ray.eval.run import run_eval
-    from empathy_ray.runtime import setup_process
+    from empathy_ray.runtime.process import setup_process
 
     setup_process()
     overrides = list(args.overrides)
@@ -69,7 +69,7 @@ def eval_main(args: argparse.Namespace) -> int:
 
 def rank_ui_main(args: argparse.Namespace) -> int:
     from empathy_ray.eval.rank_ui import find_eval_dir, serve
-    from empathy_ray.runtime import setup_process
+    from empathy_ray.runtime.process import setup_process
 
     setup_process()
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from empathy_ray.coe import LAYER_TITLES
+from empathy_ray.domain.coe import LAYER_TITLES
 from empathy_ray.eval.human import CRITERIA, RankingStore, check_reviewer, human_summaries
 from empathy_ray.eval.ranking import ranks_from_scores
 

@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from empathy_ray.coe import LAYER_TITLES, LAYERS
-from empathy_ray.io_utils import atomic_write_text
-from empathy_ray.metrics import read_metrics
+from empathy_ray.domain.coe import LAYER_TITLES, LAYERS
+from empathy_ray.domain.files import atomic_write_text
+from empathy_ray.runtime.tracking import read_metrics
 
 # stage -> (title, [(metrics key, label)]): the curves worth seeing, each in its own panel
 CURVES: dict[str, tuple[str, list[tuple[str, str]]]] = {
@@ -169,7 +169,7 @@ def _coe_viewer(eval_dir: Path, run_dir: Path) -> str:
         ]
         samples = [(r["post"], r["systems"]) for r in rows]
     else:  # no eval yet: the SFT stage's held-out samples
-        from empathy_ray import coe
+        from empathy_ray.domain import coe
 
         path = run_dir / "sft" / "eval_samples.json"
         if not path.is_file():

@@ -17,12 +17,12 @@ from typing import Any
 
 from empathy_ray.actors.reward import RewardScorer
 from empathy_ray.config import Config, ConfigError, RewardConfig
+from empathy_ray.domain.files import atomic_write_text
 from empathy_ray.eval.answers import EvalPost, answer_rows, generate_answers, select_posts
 from empathy_ray.eval.judge import EndpointJudge, endpoint_rankings, rm_rankings
 from empathy_ray.eval.ranking import Ranking, summarise, to_markdown
 from empathy_ray.eval.scores import metrics_markdown, system_metrics
-from empathy_ray.io_utils import atomic_write_text
-from empathy_ray.runtime import init_ray
+from empathy_ray.runtime.process import init_ray
 
 log = logging.getLogger(__name__)
 

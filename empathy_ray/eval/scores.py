@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from empathy_ray import coe
+from empathy_ray.domain import coe
+from empathy_ray.domain.safety import acknowledges_safety
 from empathy_ray.eval import metrics as m
 from empathy_ray.eval.answers import EvalPost
-from empathy_ray.serve.safety import acknowledges_safety
 
 # (key in the metrics dict, column title, format) in table order
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
-from empathy_ray import coe
+from empathy_ray.domain import coe
 
 SYSTEM_PROMPT = (
     "你是一名温暖、专业的心理咨询师。回答前先在<empathy_think>中按四层进行共情推理："

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, Qwen2Config
 
-from empathy_ray import coe
-from empathy_ray.io_utils import atomic_dir
+from empathy_ray.domain import coe
+from empathy_ray.domain.files import atomic_dir
 from empathy_ray.modeling.chat import SYSTEM_PROMPT
 from empathy_ray.modeling.tokenizer import build_tokenizer
 

@@ -41,7 +41,7 @@ async def _prepend(first: str, rest):
 @serve.ingress(api)
 class CounselServer:
     def __init__(self, model_dir: str, cfg: ServeConfig, api_key: str) -> None:
-        from empathy_ray.runtime import setup_process
+        from empathy_ray.runtime.process import setup_process
         from empathy_ray.serve.service import ChatService
 
         setup_process()
@@ -96,7 +96,7 @@ def resolve_api_key(cfg: ServeConfig) -> str:
 
 def build_app(cfg: ServeConfig, model_dir: Path, api_key: str):
     """The bound deployment, with replicas/autoscaling and per-replica resources from the config."""
-    from empathy_ray.runtime import worker_env
+    from empathy_ray.runtime.process import worker_env
 
     options: dict[str, Any] = {
         "max_ongoing_requests": cfg.max_ongoing_requests,

@@ -114,7 +114,7 @@ def _wait_for_interrupt() -> None:
 
 def serve_main(args) -> int:
     from empathy_ray.config import ConfigError, load_config
-    from empathy_ray.runtime import init_ray, setup_process
+    from empathy_ray.runtime.process import init_ray, setup_process
 
     setup_process()
     overrides = list(args.overrides) + ([f"serve.model={args.model}"] if args.model else [])

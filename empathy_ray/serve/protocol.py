@@ -12,9 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from empathy_ray import coe
 from empathy_ray.config import ServeConfig
-from empathy_ray.serve.safety import SafetyAssessment
+from empathy_ray.domain import coe
+from empathy_ray.domain.safety import SafetyAssessment
 
 ROLES = ("system", "user", "assistant")
 # Client parameters we accept and ignore (they change nothing here) rather than reject: the

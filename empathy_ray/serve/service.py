@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from empathy_ray import coe
 from empathy_ray.config import ServeConfig
+from empathy_ray.domain import coe
+from empathy_ray.domain.safety import SafetyAssessment, SafetyConfig, assess, compose_reply
 from empathy_ray.modeling.chat import SYSTEM_PROMPT
 from empathy_ray.serve import protocol as P
-from empathy_ray.serve.safety import SafetyAssessment, SafetyConfig, assess, compose_reply
 from empathy_ray.serve.streaming import CoEStream
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ChatService:
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from empathy_ray.generation import cpu_engine_kwargs
+        from empathy_ray.modeling.generation import cpu_engine_kwargs
 
         self.cfg = cfg
         self.safety = safety_config(cfg)

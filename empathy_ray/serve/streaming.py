@@ -9,7 +9,7 @@ so a stream and a non-streamed reply of the same text end with the same answer.
 
 from __future__ import annotations
 
-from empathy_ray import coe
+from empathy_ray.domain import coe
 
 _OPEN_THINK, _CLOSE_THINK = f"<{coe.THINK}>", f"</{coe.THINK}>"
 _OPEN_ANSWER, _CLOSE_ANSWER = f"<{coe.ANSWER}>", f"</{coe.ANSWER}>"

@@ -146,14 +146,3 @@ def all_reduce_mean(values: list[float]) -> list[float]:
     """Average floats over ranks (each rank's numbers weigh the same)."""
     world = dist.get_world_size() if dist.is_initialized() else 1
     return [v / world for v in all_reduce_sum(values)]
-
-
-def pad_batch(seqs: list[list[int]], pad_id: int, pad_left: bool = False) -> torch.Tensor:
-    width = max(len(s) for s in seqs)
-    out = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if pad_left:
-            out[i, width - len(s) :] = torch.tensor(s)
-        else:
-            out[i, : len(s)] = torch.tensor(s)
-    return out

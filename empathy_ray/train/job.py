@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from empathy_ray.config import Config, TrainerConfig
-from empathy_ray.io_utils import atomic_dir
-from empathy_ray.metrics import MetricsWriter
+from empathy_ray.domain.files import atomic_dir
+from empathy_ray.runtime.tracking import MetricsWriter
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class WorkerContext:
     def __init__(self) -> None:
         import ray.train
 
-        from empathy_ray.runtime import setup_process
+        from empathy_ray.runtime.process import setup_process
 
         setup_process()
         ctx = ray.train.get_context()

@@ -14,25 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from empathy_ray.config import Config
-from empathy_ray.train import data as tdata
+from empathy_ray.data import dataset
+from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids, score
+from empathy_ray.train import batches
 from empathy_ray.train.job import TrainJob, WorkerContext, run_train_job
 
 log = logging.getLogger(__name__)
 
 
-def rm_input_ids(tokenizer, post_text: str, reply: str, max_prompt: int, max_reply: int) -> list[int]:
-    """What the reward model reads: the chat prompt, then the reply (answer text only, no CoE)."""
-    from empathy_ray.modeling.chat import prompt_ids
-
-    return (
-        prompt_ids(tokenizer, post_text, max_prompt)
-        + tokenizer.encode(reply, add_special_tokens=False)[:max_reply]
-    )
-
-
 def _pairs(cfg: Config, tokenizer) -> tuple[list, list]:
     train, held = [], []
-    for pair in tdata.load_pairs(cfg.data):
+    for pair in dataset.load_pairs(cfg.data):
         enc = (
             rm_input_ids(
                 tokenizer, pair.post, pair.chosen, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
@@ -41,7 +33,7 @@ def _pairs(cfg: Config, tokenizer) -> tuple[list, list]:
                 tokenizer, pair.post, pair.rejected, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
             ),
         )
-        (held if tdata.pair_split(pair, cfg.data) in tdata.HELD_OUT else train).append(enc)
+        (held if dataset.pair_split(pair, cfg.data) in dataset.HELD_OUT else train).append(enc)
     if not train:
         raise ValueError("RM: no preference pairs in the training split (data.pairs)")
     return train, held
@@ -64,33 +56,6 @@ def rm_loss(r_chosen, r_rejected, margin: float = 0.0, contrastive_weight: float
     return loss
 
 
-def load_reward_model(model_dir: str, dtype=None):
-    """Tokenizer + scalar-head model from an HF directory (what `run_rm` saved)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, num_labels=1, dtype=dtype or torch.float32
-    )
-    model.config.pad_token_id = tok.pad_token_id
-    return tok, model
-
-
-def score(model, seqs: list[list[int]], pad_id: int):
-    """Scalar reward per sequence (right-padded; the head reads the last real token)."""
-    import torch
-
-    from empathy_ray.train.engine import pad_batch
-
-    device = next(model.parameters()).device
-    ids = pad_batch(seqs, pad_id).to(device)
-    lengths = torch.tensor([len(s) for s in seqs], device=device)
-    mask = (torch.arange(ids.shape[1], device=device)[None, :] < lengths[:, None]).long()
-    logits = model(input_ids=ids, attention_mask=mask).logits  # (B, 1)
-    return logits[:, 0].float()
-
-
 def _rm_loop(config: dict[str, Any]) -> None:
     import torch
 
@@ -102,7 +67,7 @@ def _rm_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(cfg.run.seed)
     tokenizer, model = load_reward_model(config["base_model"])
     train, held = _pairs(cfg, tokenizer)
-    shard = tdata.Shard(train, tc.micro_batch_size)
+    shard = batches.Shard(train, tc.micro_batch_size)
     total_steps = max(1, shard.num_batches(ctx.world) // tc.grad_accum) * tc.epochs
     model = apply_lora(model, tc.lora, "SEQ_CLS")
     engine = init_engine(model, tc, total_steps)

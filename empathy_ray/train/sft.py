@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from empathy_ray import coe
 from empathy_ray.config import Config
-from empathy_ray.train import data as tdata
+from empathy_ray.data import dataset
+from empathy_ray.domain import coe
+from empathy_ray.train import batches
 from empathy_ray.train.job import TrainJob, WorkerContext, run_train_job
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def _examples(cfg: Config, tokenizer) -> tuple[list, list]:
     from empathy_ray.modeling.chat import sft_example
 
     train, held = [], []
-    for post in tdata.load_posts(cfg.data):
+    for post in dataset.load_posts(cfg.data):
         for ans in post.answers:
             if not ans.coe:
                 continue  # SFT teaches the CoE: answers without an annotation have nothing to teach
@@ -35,7 +36,7 @@ def _examples(cfg: Config, tokenizer) -> tuple[list, list]:
                 cfg.data.max_prompt_tokens,
                 cfg.data.max_response_tokens,
             )
-            (held if tdata.post_split(post.id, cfg.data) in tdata.HELD_OUT else train).append(ex)
+            (held if dataset.post_split(post.id, cfg.data) in dataset.HELD_OUT else train).append(ex)
     if not train:
         raise ValueError("SFT: no training answer carries a CoE annotation (answers[].coe); nothing to learn")
     return train, held
@@ -56,14 +57,15 @@ def _sft_loop(config: dict[str, Any]) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from empathy_ray.train.engine import apply_lora, init_engine, pad_batch
+    from empathy_ray.modeling.batching import pad_batch
+    from empathy_ray.train.engine import apply_lora, init_engine
 
     cfg: Config = config["cfg"]
     ctx = WorkerContext()
     tc = cfg.sft
     tokenizer = AutoTokenizer.from_pretrained(config["base_model"])
     train, held = _examples(cfg, tokenizer)
-    shard = tdata.Shard(train, tc.micro_batch_size)
+    shard = batches.Shard(train, tc.micro_batch_size)
     steps_per_epoch = max(1, shard.num_batches(ctx.world) // tc.grad_accum)
     total_steps = steps_per_epoch * tc.epochs
 
@@ -79,7 +81,7 @@ def _sft_loop(config: dict[str, Any]) -> None:
         ids = pad_batch([e.input_ids for e in batch], pad)
         labels = pad_batch([e.labels for e in batch], -100)
         mask = torch.arange(ids.shape[1])[None, :] < torch.tensor([len(e.input_ids) for e in batch])[:, None]
-        ids = tdata.corrupt_inputs(ids, labels, protected, noise, len(tokenizer), noise_gen)
+        ids = batches.corrupt_inputs(ids, labels, protected, noise, len(tokenizer), noise_gen)
         out = engine(
             input_ids=ids.to(engine.device),
             attention_mask=mask.to(engine.device),
@@ -151,7 +153,9 @@ def evaluate_validity(cfg: Config, model_dir: str, engine: str = "vllm") -> dict
     from empathy_ray.modeling.chat import prompt_ids
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    posts = [p for p in tdata.load_posts(cfg.data) if tdata.post_split(p.id, cfg.data) in tdata.HELD_OUT]
+    posts = [
+        p for p in dataset.load_posts(cfg.data) if dataset.post_split(p.id, cfg.data) in dataset.HELD_OUT
+    ]
     posts = posts[: cfg.sft.eval_prompts]
     prompts = [prompt_ids(tokenizer, p.text, cfg.data.max_prompt_tokens) for p in posts]
     gen = ray.remote(num_cpus=1)(_generate_task)
@@ -170,8 +174,8 @@ def evaluate_validity(cfg: Config, model_dir: str, engine: str = "vllm") -> dict
 
 
 def _generate_task(model_dir: str, prompts: list[list[int]], max_new_tokens: int, engine: str) -> list[str]:
-    from empathy_ray.generation import generate
-    from empathy_ray.runtime import setup_process
+    from empathy_ray.modeling.generation import generate
+    from empathy_ray.runtime.process import setup_process
 
     setup_process()
     return [c.text for c in generate(model_dir, prompts, max_new_tokens, engine=engine)]

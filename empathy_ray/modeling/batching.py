@@ -13,7 +13,17 @@ from typing import Any
 
 import torch
 
-from empathy_ray.train.engine import pad_batch
+
+def pad_batch(seqs: list[list[int]], pad_id: int, pad_left: bool = False) -> torch.Tensor:
+    """[n, width] long tensor of the rows, padded with `pad_id` on the right (or the left)."""
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if pad_left:
+            out[i, width - len(s) :] = torch.tensor(s)
+        else:
+            out[i, : len(s)] = torch.tensor(s)
+    return out
 
 
 @dataclass

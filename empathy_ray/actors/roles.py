@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from empathy_ray.config import Config
-from empathy_ray.resources import check_fits, cluster_nodes, stage_demands
+from empathy_ray.runtime.resources import check_fits, cluster_nodes, stage_demands
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,11 @@ class Roles:
     @classmethod
     def create(cls, cfg: Config, policy_dir: str, reward_model_dir: str | None) -> Roles:
         from empathy_ray.actors.learner_group import LearnerGroup
-        from empathy_ray.actors.placement import reserve
         from empathy_ray.actors.reference import make_reference_actor
         from empathy_ray.actors.reward import make_reward_actor
         from empathy_ray.actors.rollout import make_rollout_workers
-        from empathy_ray.sync import ObjectStoreSync
+        from empathy_ray.actors.weight_sync import ObjectStoreSync
+        from empathy_ray.runtime.placement import reserve
 
         rl = cfg.rl
         check_resources(cfg, cluster_nodes())

@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from empathy_ray import checkpoint
-from empathy_ray.actors.batch import Sample, Scored
 from empathy_ray.algo import approx_kl, compute_advantages
 from empathy_ray.config import Config
-from empathy_ray.io_utils import atomic_dir
-from empathy_ray.metrics import MetricsWriter
+from empathy_ray.domain.files import atomic_dir
+from empathy_ray.domain.rollouts import Sample, Scored
+from empathy_ray.runtime import checkpoint
+from empathy_ray.runtime.tracking import MetricsWriter
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class GRPODriver:
         }
 
     def _metrics(self, scored, terms, stats, timer: StepTimer, wall: float) -> dict[str, Any]:
-        from empathy_ray import coe
+        from empathy_ray.domain import coe
 
         m: dict[str, Any] = {}
         for k, v in terms.items():
@@ -273,7 +273,7 @@ class GRPODriver:
         m |= {f"counters/{k}": v for k, v in self.roles.counters.items()}
         return m
 
-    # -- checkpoints (empathy_ray.checkpoint says what they hold) -------------------------------
+    # -- checkpoints (empathy_ray.runtime.checkpoint says what they hold) -------------------------------
 
     def save_checkpoint(self) -> Path:
         state = {"cursor": vars(self.cursor), "counters": dict(self.roles.counters)}

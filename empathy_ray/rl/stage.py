@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from empathy_ray.actors.roles import Roles
 from empathy_ray.config import Config, ConfigError
-from empathy_ray.driver import GRPODriver, Prompt
-from empathy_ray.io_utils import atomic_write_text
-from empathy_ray.launcher import Roles
-from empathy_ray.train import data as tdata
+from empathy_ray.data import dataset
+from empathy_ray.domain.files import atomic_write_text
+from empathy_ray.rl.driver import GRPODriver, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def build_prompts(cfg: Config, model_dir: str, splits: tuple[str, ...]) -> list[
     from empathy_ray.modeling.chat import prompt_ids
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    posts = [p for p in tdata.load_posts(cfg.data) if tdata.post_split(p.id, cfg.data) in splits]
+    posts = [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p.id, cfg.data) in splits]
     return [Prompt(p.id, p.text, prompt_ids(tok, p.text, cfg.data.max_prompt_tokens)) for p in posts]
 
 
@@ -71,7 +71,7 @@ def run_rl(
 ) -> dict[str, Any]:
     policy, rm = resolve_models(cfg, sft_model, rm_model)
     train_prompts = build_prompts(cfg, policy, ("train",))
-    held = build_prompts(cfg, policy, tdata.HELD_OUT)[: cfg.rl.eval_prompts]
+    held = build_prompts(cfg, policy, dataset.HELD_OUT)[: cfg.rl.eval_prompts]
     if not train_prompts:
         raise ConfigError("data: no training prompts for RL (check data.posts and data.split_fractions)")
     out_dir = run_dir / "rl"

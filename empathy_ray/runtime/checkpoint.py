@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from empathy_ray.io_utils import atomic_dir, atomic_write_text
+from empathy_ray.domain.files import atomic_dir, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from empathy_ray.serve import safety_lexicon as lex
+from empathy_ray.domain import safety_lexicon as lex
 
 RiskLevel = Literal["none", "low", "high"]
 

@@ -96,7 +96,7 @@ def _hf_generate(model_dir, prompts, max_new_tokens, temperature, seed) -> list[
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from empathy_ray.train.engine import pad_batch
+    from empathy_ray.modeling.batching import pad_batch
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()

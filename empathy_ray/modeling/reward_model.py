@@ -1,0 +1,44 @@
+"""What a reward model reads and how it scores: shared by RM training, the reward actor and eval.
+
+The RM sees the same chat prompt as the policy, followed by the reply text (the answer only, never
+the CoE block), and its scalar head reads the last real token of each right-padded row.
+"""
+
+from __future__ import annotations
+
+from empathy_ray.modeling.chat import prompt_ids
+
+
+def rm_input_ids(tokenizer, post_text: str, reply: str, max_prompt: int, max_reply: int) -> list[int]:
+    """What the reward model reads: the chat prompt, then the reply (answer text only, no CoE)."""
+    return (
+        prompt_ids(tokenizer, post_text, max_prompt)
+        + tokenizer.encode(reply, add_special_tokens=False)[:max_reply]
+    )
+
+
+def load_reward_model(model_dir: str, dtype=None):
+    """Tokenizer + scalar-head model from an HF directory (what `run_rm` saved)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=1, dtype=dtype or torch.float32
+    )
+    model.config.pad_token_id = tok.pad_token_id
+    return tok, model
+
+
+def score(model, seqs: list[list[int]], pad_id: int):
+    """Scalar reward per sequence (right-padded; the head reads the last real token)."""
+    import torch
+
+    from empathy_ray.modeling.batching import pad_batch
+
+    device = next(model.parameters()).device
+    ids = pad_batch(seqs, pad_id).to(device)
+    lengths = torch.tensor([len(s) for s in seqs], device=device)
+    mask = (torch.arange(ids.shape[1], device=device)[None, :] < lengths[:, None]).long()
+    logits = model(input_ids=ids, attention_mask=mask).logits  # (B, 1)
+    return logits[:, 0].float()
