@@ -2,8 +2,8 @@
 
 The workers are the real `RolloutEngine` actors (`rl.rollout.engine=simulated`: no model, a fixed
 delay per decoding step), placed by the real placement group on the nodes of a
-`ray.cluster_utils.Cluster`, and fed by the real `GRPODriver.rollout` dispatch (one chunk of
-prompts per worker, streamed back with `ray.wait`). Weak scaling: every worker gets the same number
+`ray.cluster_utils.Cluster`, and fed by the real `GRPODriver.rollout` dispatch (`Roles.generate`: one
+chunk of prompts per worker, streamed back with `ray.wait`). Weak scaling: every worker gets the same number
 of prompts, so the ideal throughput of n workers is n times that of one.
 """
 
@@ -44,12 +44,11 @@ def _measure(n: int, s: dict[str, Any], repeats: int, work: Path) -> dict[str, A
     """Rollout seconds of `repeats` driver steps with n workers (after one warm-up step)."""
     import ray
 
+    from empathy_ray.actors.group import ActorGroup
     from empathy_ray.actors.roles import Roles
-    from empathy_ray.actors.rollout import make_rollout_workers
-    from empathy_ray.actors.weight_sync import ObjectStoreSync
+    from empathy_ray.actors.rollout import RolloutEngine
     from empathy_ray.config import load_config
     from empathy_ray.rl.driver import GRPODriver, Prompt
-    from empathy_ray.runtime.placement import reserve
 
     cfg = load_config(
         None,
@@ -67,10 +66,10 @@ def _measure(n: int, s: dict[str, Any], repeats: int, work: Path) -> dict[str, A
             f"rl.rollout.simulated_step_delay_s={s['step_delay_s']}",
         ],
     )
-    pg = reserve("rollout", n, cfg.rl.rollout, timeout_s=300)
-    workers = make_rollout_workers("simulated", cfg.rl.rollout, seed=0, placement_group=pg)
-    # Only the rollout role is measured: no reward, reference or learner actors.
-    roles = Roles(cfg, workers, None, None, None, ObjectStoreSync(workers), rollout_pg=pg)
+    rollout = ActorGroup.start("rollout", RolloutEngine, cfg.rl.rollout, ("simulated", cfg.rl.rollout, 0), n)
+    rollout.wait_ready(timeout_s=300)
+    workers = rollout.actors
+    roles = Roles(cfg, rollout)  # only the rollout role is measured: no reward, reference or learner
     batch = [Prompt(f"p{i}", "", [1, 2, 3, i + 4]) for i in range(cfg.rl.prompts_per_step)]
     driver = GRPODriver(cfg, work / f"scaling-{n}", batch, roles)
     try:
@@ -87,9 +86,7 @@ def _measure(n: int, s: dict[str, Any], repeats: int, work: Path) -> dict[str, A
             tokens = sum(len(x.response_ids) for x in samples)
     finally:
         driver.writer.close()
-        for w in workers:
-            ray.kill(w)
-        ray.util.remove_placement_group(pg)
+        rollout.shutdown()
     return {"workers": n, "nodes_used": len(nodes), "tokens_per_step": tokens, "seconds": stat(seconds),
             "tokens_per_s": stat([tokens / t for t in seconds])}  # fmt: skip
 
@@ -125,7 +122,7 @@ def run(size: str, repeats: int, work: Path) -> dict[str, Any]:
             **s,
             "workers": list(s["workers"]),
             "repeats": repeats,
-            "dispatch": "GRPODriver.rollout (one chunk of ceil(B / n) prompts per worker)",
+            "dispatch": "GRPODriver.rollout via Roles.generate (one chunk of ceil(B / n) prompts per worker)",
         },  # fmt: skip
         "columns": [
             "workers",

@@ -93,6 +93,9 @@ def learner_step(model_dir: str, n_params: int, peak: float, prompt: int = 256, 
     from empathy_ray.actors.learner import LearnerRank
     from empathy_ray.config import AlgoConfig, LearnerConfig, RLConfig, RolloutConfig
     from empathy_ray.runtime.placement import free_port
+    from empathy_ray.runtime.process import setup_process
+
+    setup_process()  # what an actor of the learner group gets before LearnerRank starts
 
     cfg = RLConfig(
         prompts_per_step=2, algo=AlgoConfig(group_size=4), rollout=RolloutConfig(max_new_tokens=response),

@@ -14,16 +14,20 @@ from collections.abc import Sequence
 # sub-command -> (module, function, help). The function takes the parsed argparse.Namespace and
 # returns the process exit code.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("empathy_ray.pipeline", "demo_main", "run the whole pipeline on the tiny model and sample data"),
+    "demo": (
+        "empathy_ray.pipeline.commands",
+        "demo_main",
+        "run the whole pipeline on the tiny model and sample data",
+    ),
     "coe check": ("empathy_ray.domain.coe", "check_main", "validate a Chain-of-Empathy completion"),
     "data validate": ("empathy_ray.data.cli", "validate_main", "check Empathy-QA / preference files"),
     "data convert-psyqa": ("empathy_ray.data.cli", "convert_psyqa_main", "convert PsyQA JSON to Empathy-QA"),
     "data samples": ("empathy_ray.data.cli", "samples_main", "write the embedded sample data to a folder"),
     "model tiny": ("empathy_ray.modeling.tiny", "tiny_main", "build a random-weight tiny model offline"),
-    "sft": ("empathy_ray.pipeline", "sft_main", "CoE supervised fine-tuning as a Ray Train job"),
-    "rm": ("empathy_ray.pipeline", "rm_main", "reward-model training as a Ray Train job"),
+    "sft": ("empathy_ray.pipeline.commands", "sft_main", "CoE supervised fine-tuning as a Ray Train job"),
+    "rm": ("empathy_ray.pipeline.commands", "rm_main", "reward-model training as a Ray Train job"),
     "rl": (
-        "empathy_ray.pipeline",
+        "empathy_ray.pipeline.commands",
         "rl_main",
         "GRPO on Ray actors (runs SFT and RM first when their outputs are missing)",
     ),

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # test modules share phrase lists (e.g. test_safety's)
+from tests.helpers import REPO, short_run_overrides
+
 os.environ.setdefault("EMPATHY_RAY_CACHE", str(REPO / ".cache" / "test"))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
@@ -52,24 +51,6 @@ def rm_dir(tiny_model_dir, tmp_path_factory) -> Path:
     AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).save_pretrained(out)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
     return out
-
-
-def short_run_overrides(output_root: Path, model_dir: Path, *extra: str) -> list[str]:
-    """A pipeline run sized for tests: the 'test' preset model, short sequences, few epochs."""
-    return [
-        f"run.output_root={output_root}",
-        "run.name=t",
-        f"model.path={model_dir}",
-        "data.max_prompt_tokens=96",
-        "data.max_response_tokens=160",
-        "sft.epochs=2",
-        "sft.eval_prompts=4",
-        "sft.eval_max_new_tokens=16",
-        "sft.log_every=2",
-        "rm.epochs=1",
-        "rm.log_every=2",
-        *extra,
-    ]
 
 
 @pytest.fixture(scope="session")

@@ -16,17 +16,16 @@ from pathlib import Path
 import ray
 
 from empathy_ray.runtime.process import setup_process, worker_env
-from tests.test_fault_tolerance import _capture_rollouts
-from tests.test_rl import _driver, _rl_cfg
+from tests.helpers import capture_rollouts, short_rl_config, started_driver
 
 
 def main(address: str, sft: str, root: str, tiny: str, *overrides: str) -> None:
     setup_process()
     ray.init(address=address, runtime_env={"env_vars": worker_env()})
-    cfg = _rl_cfg(Path(root), Path(tiny), sft, *overrides)
-    with _driver(cfg, sft) as (roles, driver), open(cfg.run.dir / "steps.jsonl", "a") as out:
+    cfg = short_rl_config(Path(root), Path(tiny), sft, *overrides)
+    with started_driver(cfg, sft) as (roles, driver), open(cfg.run.dir / "steps.jsonl", "a") as out:
         driver.prompts = driver.prompts[:8]
-        seen = _capture_rollouts(driver)
+        seen = capture_rollouts(driver)
         while driver.step < cfg.rl.steps:
             driver.run_step()
             if driver.step % cfg.rl.checkpoint_every == 0:

@@ -77,7 +77,7 @@ def test_log_ratio_clip_keeps_k3_finite():
 
 
 def test_approx_kl_errors():
-    with pytest.raises(ValueError, match="valid kinds: k1, k2, k3"):
+    with pytest.raises(ValueError, match="unknown KL estimator kind 'k4'; registered: k1, k2, k3"):
         approx_kl(LOGP, REF, "k4")
     with pytest.raises(ValueError, match="same shape"):
         approx_kl(LOGP, REF[:, :1])
@@ -86,15 +86,29 @@ def test_approx_kl_errors():
 
 
 def test_kl_penalised_rewards_sums_valid_tokens_and_detaches():
-    # rewards [2] = [1, 2]; kl [2, 3] with mask [[1,1,1],[1,0,0]]
-    # per-sequence KL sums: 0.1+0.2+0.3 = 0.6 and 0.5 (the 9.0s and nan are padding)
+    # rewards [2] = [1, 2]; logp [2, 3] against a reference of 0, mask [[1,1,1],[1,0,0]]
+    # k1 = logp - ref_logp, per-sequence sums: 0.1+0.2+0.3 = 0.6 and 0.5 (the 9.0 and nan are padding)
     # coef 0.5 -> [1 - 0.3, 2 - 0.25] = [0.7, 1.75]
-    kl = torch.tensor([[0.1, 0.2, 0.3], [0.5, 9.0, float("nan")]], requires_grad=True)
+    logp = torch.tensor([[0.1, 0.2, 0.3], [0.5, 9.0, float("nan")]], requires_grad=True)
+    ref = torch.zeros(2, 3)
     mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
-    out = kl_penalised_rewards(torch.tensor([1.0, 2.0]), kl, mask, coef=0.5)
+    out = kl_penalised_rewards(torch.tensor([1.0, 2.0]), logp, ref, mask, coef=0.5, kind="k1")
     assert_close(out, torch.tensor([0.7, 1.75]))
     assert not out.requires_grad
     # integer rewards are promoted instead of truncating the penalty: [1] - 0.5 * 0.6 = [0.7]
-    assert_close(kl_penalised_rewards(torch.tensor([1]), kl[:1], mask[:1], 0.5), torch.tensor([0.7]))
-    with pytest.raises(ValueError, match=r"rewards \[N\] and kl_per_token \[N, T\]"):
-        kl_penalised_rewards(torch.tensor([1.0]), kl, mask, 0.5)
+    assert_close(
+        kl_penalised_rewards(torch.tensor([1]), logp[:1], ref[:1], mask[:1], 0.5, "k1"), torch.tensor([0.7])
+    )
+    # k3 (the default) of log_r = ln 2 per token: 2 - 1 - ln 2 = 0.306853; two valid tokens, coef 1
+    # -> 1 - 0.613706 = 0.386294; float64 rewards stay float64
+    out = kl_penalised_rewards(
+        torch.tensor([1.0], dtype=torch.float64),
+        torch.zeros(1, 3),
+        torch.full((1, 3), math.log(2)),
+        torch.tensor([[1, 1, 0]]),
+        coef=1.0,
+    )
+    assert out.dtype == torch.float64
+    assert_close(out, torch.tensor([0.386294], dtype=torch.float64), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"rewards \[N\] and logp, ref_logp, mask \[N, T\]"):
+        kl_penalised_rewards(torch.tensor([1.0]), logp, ref, mask, 0.5)

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_suite_writes_results_json_markdown_and_plot(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from empathy_ray.config import ConfigError, load_config
-from empathy_ray.pipeline import planned_stages
-from empathy_ray.runtime.resources import check_stages
+from empathy_ray.pipeline import check_stages, planned_stages
+from empathy_ray.runtime.resources import Demand
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,12 +51,26 @@ def test_every_stage_of_the_7b_recipe_fits_the_cluster(recipe):
         ("rl.learner.resources={learner_node: 2}", "learner_node: needs 16, cluster has 8"),
         ("sft.num_workers=17", "GPU: needs 17, cluster has 16"),
         ("serve.num_replicas=9", "GPU: needs 18, cluster has 16"),
+        # sft and serve speak the same resource vocabulary as the RL roles: custom node resources too
+        ("sft.resources={learner_node: 1}", "learner_node: needs 16, cluster has 8"),
+        ("serve.resources={edge_node: 1}", "serve: one actor needs .*'edge_node': 1.0"),
     ],
 )
 def test_a_recipe_that_does_not_fit_names_the_stage(recipe, tmp_path, override, message):
     cfg = load_config(REPO / "configs" / "cluster-7b.yaml", [f"model.path={recipe.model.path}", override])
     with pytest.raises(ConfigError, match=message):
         check_stages(cfg, planned_stages(cfg), _nodes(REPO / "cluster.yaml"))
+
+
+def test_serve_and_sft_can_be_pinned_to_a_node_type(recipe):
+    pins = ["serve.resources={rollout_node: 1}", "sft.num_workers=8", "sft.resources={learner_node: 1}"]
+    cfg = load_config(REPO / "configs" / "cluster-7b.yaml", [f"model.path={recipe.model.path}", *pins])
+    check_stages(cfg, ["sft", "serve"], _nodes(REPO / "cluster.yaml"))
+    assert Demand.of_serve(cfg.serve).bundle() == {"CPU": 4.0, "GPU": 2.0, "rollout_node": 1.0}
+    assert Demand.of_trainer(cfg.sft).bundle() == {"CPU": 4.0, "GPU": 1.0, "learner_node": 1.0}
+    cpu_only = ["serve.num_gpus=0", "serve.tensor_parallel_size=1", "serve.resources={}"]
+    cfg = load_config(REPO / "configs" / "cluster-7b.yaml", [f"model.path={recipe.model.path}", *cpu_only])
+    assert Demand.of_serve(cfg.serve).bundle() == {"CPU": 4.0}, "zero amounts are left out for Ray"
 
 
 def test_tensor_parallel_must_match_the_gpus_of_an_engine(recipe):

@@ -12,10 +12,11 @@ import pytest
 import ray
 import torch
 
+from empathy_ray.actors.group import Pending
 from empathy_ray.actors.reward import RewardScorer, RewardTimeoutError
 from empathy_ray.rl.driver import checked_advantages
 from empathy_ray.runtime.tracking import read_metrics
-from tests.test_rl import _driver, _rl_cfg
+from tests.helpers import capture_rollouts, short_rl_config, started_driver
 
 # One learner rank and one rollout worker: the faults here are in the reward role.
 SMALL = ("rl.learner.num_workers=1", "rl.rollout.num_workers=1", "rl.eval_prompts=0")
@@ -26,23 +27,11 @@ def _models(trained_run) -> tuple[str, str]:
     return str(run_dir / "sft" / "model"), str(run_dir / "rm" / "model")
 
 
-def _capture_rollouts(driver) -> list[tuple[list, list]]:
-    """Record each (prompt batch, samples) the driver's rollout returns; the rollout itself runs as is."""
-    seen: list[tuple[list, list]] = []
-    rollout = driver.rollout
-
-    def recording(batch, step=None):
-        samples = rollout(batch, step)
-        seen.append((batch, samples))
-        return samples
-
-    driver.rollout = recording
-    return seen
-
-
-def _ready(actor) -> None:
-    """Wait until the reward actor is up (model loaded) by a real, empty scoring call."""
+def _reward_actor(roles):
+    """The reward actor, once a real, empty scoring call shows it up (model loaded)."""
+    actor = roles.reward.actors[0]
     assert ray.get(actor.score.remote([], []), timeout=300)["total"] == []
+    return actor
 
 
 @pytest.mark.slow
@@ -52,24 +41,31 @@ def test_a_reward_actor_killed_mid_step_is_restarted_and_its_call_retried(
     """ray.kill (restart allowed) while the step's reward call waits on the actor: Ray restarts it, the
     driver retries the call, and the step ends with B*G unique samples scored like a local scorer."""
     sft, rm = _models(trained_run)
-    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *SMALL, "rl.reward.timeout_s=300", "rl.reward.retries=1")
-    with _driver(cfg, sft, rm) as (roles, driver):
-        _ready(roles.reward)
-        seen = _capture_rollouts(driver)
-        score = roles.score_rewards
+    cfg = short_rl_config(
+        tmp_path, tiny_model_dir, sft, *SMALL, "rl.reward.timeout_s=300", "rl.reward.retries=1"
+    )
+    with started_driver(cfg, sft, rm) as (roles, driver):
+        reward = _reward_actor(roles)
+        seen = capture_rollouts(driver)
+        score = roles.score
 
         def score_during_a_kill(posts, texts):
             # A long call queued ahead of the step's keeps the actor busy for seconds, so the kill lands
             # while the step's own call is waiting on the actor, whatever the machine's load.
-            roles.reward.score.remote(posts * 1000, texts * 1000)
-            killer = threading.Timer(1.0, lambda: ray.kill(roles.reward, no_restart=False))
+            reward.score.remote(posts * 1000, texts * 1000)
+            killer = threading.Timer(1.0, lambda: ray.kill(reward, no_restart=False))
             killer.start()
-            try:
-                return score(posts, texts)
-            finally:
-                killer.join()
+            pending = score(posts, texts)
 
-        roles.score_rewards = score_during_a_kill
+            def wait():
+                try:
+                    return pending.result()
+                finally:
+                    killer.join()
+
+            return Pending(wait)
+
+        roles.score = score_during_a_kill
         metrics = driver.run_step()
 
     ((batch, samples),) = seen
@@ -85,7 +81,7 @@ def test_a_reward_actor_killed_mid_step_is_restarted_and_its_call_retried(
     assert len(samples) == 16 and len(set(uids)) == 16 and metrics["rollout/samples"] == 16
     assert metrics["reward/total_mean"] == pytest.approx(sum(want) / len(want), abs=1e-6)
     assert metrics["train/skipped"] == 0 and math.isfinite(metrics["train/policy_loss"])
-    assert driver.step == 1 and roles.last_version == 1, "the update ran and was synced"
+    assert driver.step == 1 and roles.weights.version == 1, "the update ran and was synced"
 
 
 @pytest.mark.slow
@@ -93,12 +89,14 @@ def test_a_reward_call_that_keeps_timing_out_stops_the_run(trained_run, tiny_mod
     """A healthy actor that is simply slower than rl.reward.timeout_s: 1 + retries attempts, then a loud
     error; no step is recorded and the weights are untouched (never a silent zero reward)."""
     sft, rm = _models(trained_run)
-    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *SMALL, "rl.reward.timeout_s=0.001", "rl.reward.retries=2")
-    with _driver(cfg, sft, rm) as (roles, driver):
-        _ready(roles.reward)
+    cfg = short_rl_config(
+        tmp_path, tiny_model_dir, sft, *SMALL, "rl.reward.timeout_s=0.001", "rl.reward.retries=2"
+    )
+    with started_driver(cfg, sft, rm) as (roles, driver):
+        reward = _reward_actor(roles)
         posts = [p.text for p in driver.prompts[:16]]
         t0 = time.perf_counter()
-        ray.get(roles.reward.score.remote(posts, posts))
+        ray.get(reward.score.remote(posts, posts))
         print(f"one real reward call for 16 texts: {time.perf_counter() - t0:.3f} s; timeout 0.001 s")
         before = roles.learners.weights_checksums()
         with (
@@ -108,7 +106,7 @@ def test_a_reward_call_that_keeps_timing_out_stops_the_run(trained_run, tiny_mod
             driver.run_step()
         assert roles.counters["reward_retries"] == 2
         assert sum("retrying" in r.getMessage() for r in caplog.records) == 2
-        assert driver.step == 0 and roles.last_version == 0
+        assert driver.step == 0 and roles.weights.version == 0
         assert roles.learners.weights_checksums() == before
     metrics_file = cfg.run.dir / "rl" / "metrics.jsonl"
     assert not metrics_file.exists() or read_metrics(metrics_file) == []
@@ -136,14 +134,14 @@ def test_nan_rewards_skip_the_update_then_stop_the_run(
     """A NaN reward skips the step (weights and rollout weights unchanged, counted in metrics.jsonl);
     more than rl.max_nonfinite_steps such steps in a row stop the run with an error naming the key."""
     sft, _ = _models(trained_run)
-    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *SMALL, "rl.max_nonfinite_steps=1")
-    with _driver(cfg, sft, nan_rm_dir) as (roles, driver):
+    cfg = short_rl_config(tmp_path, tiny_model_dir, sft, *SMALL, "rl.max_nonfinite_steps=1")
+    with started_driver(cfg, sft, nan_rm_dir) as (roles, driver):
         before = roles.learners.weights_checksums()
         with caplog.at_level(logging.WARNING, logger="empathy_ray.rl.driver"):
             first = driver.run_step()
         assert "step 1: non-finite rewards" in caplog.text
         assert roles.learners.weights_checksums() == before, "a skipped step leaves the weights alone"
-        assert roles.last_version == 0, "nothing was synced"
+        assert roles.weights.version == 0, "nothing was synced"
         with pytest.raises(FloatingPointError, match=r"2 steps in a row .*\(rl\.max_nonfinite_steps=1\)"):
             driver.run_step()
     rows = read_metrics(cfg.run.dir / "rl" / "metrics.jsonl")

@@ -31,7 +31,9 @@ def test_the_package_keeps_its_layers():
 
 def test_an_upward_import_breaks_the_contract(tmp_path):
     """A copy of the package where a role imports the serving layer must fail, naming both modules."""
-    shutil.copytree(REPO / "empathy_ray", tmp_path / "empathy_ray", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "empathy_ray", tmp_path / "empathy_ray", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     reward = tmp_path / "empathy_ray" / "actors" / "reward.py"
     reward.write_text(reward.read_text(encoding="utf-8") + "\nimport empathy_ray.serve.protocol  # noqa\n")

@@ -71,3 +71,71 @@ def test_input_noise_spares_prompt_tags_and_eos():
     changed = (noisy != ids).float()[:, 40:].mean().item()
     assert 0.4 < changed < 0.6  # ~half of the 180 reply positions (random ids < 50 never equal the originals)
     assert torch.equal(corrupt_inputs(ids, labels, protected, 0.0, 50, g), ids)
+
+
+def test_pad_with_mask_pads_right_or_left():
+    from empathy_ray.modeling.batching import pad_with_mask
+
+    ids, mask = pad_with_mask([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]] and mask.dtype == torch.long
+    ids, mask = pad_with_mask([[5, 6, 7], [8]], pad_id=0, left=True)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_encode_messages_adds_the_system_prompt_only_when_missing(tiny_model_dir):
+    from empathy_ray.modeling.chat import encode_messages
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    user = [{"role": "user", "content": "我很难过"}]
+    assert encode_messages(tok, user) == prompt_ids(tok, "我很难过")  # the policy's own prompt
+    own = encode_messages(tok, [{"role": "system", "content": "简短回答。"}, *user])
+    text = tok.decode(own)
+    assert "简短回答。" in text and "心理咨询师" not in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def _greedy(generator, prompts, max_new=6, logprobs=False):
+    from empathy_ray.modeling.generation import Sampling
+
+    groups = generator.sample(prompts, Sampling(max_new, logprobs=logprobs), n=1, seeds=[0] * len(prompts))
+    return [g[0] for g in groups]
+
+
+def test_transformers_generator_keeps_the_stop_token_of_any_eos(tiny_model_dir, tmp_path):
+    """A stop id listed only in generation_config.json ends a row like the tokenizer's EOS, and is kept."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    from empathy_ray.modeling.generation import HfGenerator
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = [
+        prompt_ids(tok, "标题\n我很难过"),
+        prompt_ids(tok, "最近总是失眠，心里很焦虑，不知道该怎么办。"),
+    ]
+    gen = HfGenerator(str(tiny_model_dir))
+    plain = _greedy(gen, prompts, logprobs=True)
+    assert [c.finish_reason for c in plain] == ["length", "length"]  # the random tiny model never says EOS
+    assert all(len(c.token_ids) == len(c.logprobs) == 6 and max(c.logprobs) <= 0.0 for c in plain)
+    # left-padded in one batch == one prompt at a time (a wrong mask shifts logprobs by 1e-2 or more)
+    for c, p in zip(plain, prompts, strict=True):
+        alone = _greedy(gen, [p], logprobs=True)[0]
+        assert alone.token_ids == c.token_ids
+        assert torch.allclose(torch.tensor(alone.logprobs), torch.tensor(c.logprobs), atol=1e-5)
+
+    stop_at = plain[0].token_ids[0]  # greedy's first token becomes a stop token
+    model_dir = tmp_path / "extra-eos"
+    shutil.copytree(tiny_model_dir, model_dir)
+    gc = GenerationConfig.from_pretrained(model_dir)
+    gc.eos_token_id = [tok.eos_token_id, stop_at]
+    gc.save_pretrained(model_dir)
+    tok.pad_token = None  # and no pad token: rows are padded with EOS
+    tok.save_pretrained(model_dir)
+    gen = HfGenerator(str(model_dir))
+    assert gen.pad_id == tok.eos_token_id and gen.stop_ids == {tok.eos_token_id, stop_at}
+    first = _greedy(gen, prompts)[0]
+    assert first.token_ids == [stop_at] and first.finish_reason == "stop" and first.logprobs is None
+    assert first.text == tok.decode([stop_at], skip_special_tokens=True)

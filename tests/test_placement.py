@@ -37,7 +37,8 @@ SCRIPT = textwrap.dedent(
     def node_of(actor):
         return ray.get(actor.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
 
-    result = {"rollout_nodes": [n.node_id for n in rollout_nodes], "learner_node": learner_node.node_id}
+    result = {"rollout_nodes": [n.node_id for n in rollout_nodes], "learner_node": learner_node.node_id,
+              "head_node": cluster.head_node.node_id}
     for workers in (1, 3):
         cfg = load_config(None, [
             f"run.output_root={out}", f"rl.policy_model={model}", f"model.path={model}",
@@ -54,8 +55,10 @@ SCRIPT = textwrap.dedent(
             metrics = driver.run_step()
             result[f"workers_{workers}"] = {
                 "samples": metrics["rollout/samples"],
-                "rollout_on": [node_of(w) for w in roles.rollout_workers],
-                "learners_on": [node_of(a) for a in roles.learners.actors],
+                "rollout_on": [node_of(w) for w in roles.rollout.actors],
+                "learners_on": [node_of(a) for a in roles.learners.group.actors],
+                "reward_on": node_of(roles.reward.actors[0]),
+                "reference_on": node_of(roles.reference.actors[0]),
             }
         finally:
             roles.shutdown()
@@ -84,5 +87,6 @@ def test_roles_land_on_their_node_types(tiny_model_dir, tmp_path):
         assert len(r["rollout_on"]) == workers
         assert set(r["rollout_on"]) <= set(result["rollout_nodes"]), "rollout workers land on rollout nodes"
         assert set(r["learners_on"]) == {result["learner_node"]}, "learners land on the learner node"
+        assert r["reward_on"] == r["reference_on"] == result["head_node"], "reward and reference on the head"
     # the number of rollout workers changes nothing else: same samples per step
     assert result["workers_1"]["samples"] == result["workers_3"]["samples"] == 4 * 2

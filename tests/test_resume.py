@@ -17,7 +17,7 @@ import torch
 from empathy_ray.config import ConfigError
 from empathy_ray.runtime import checkpoint
 from empathy_ray.runtime.tracking import read_metrics
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def _draws() -> tuple:
@@ -87,13 +87,12 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     tokens and log-probs, rewards, loss, KL, LR, grad norm and weights as the killed run's step 3."""
     import ray
 
-    from tests.test_fault_tolerance import _capture_rollouts
-    from tests.test_rl import LENGTH_RULE, _driver, _rl_cfg
+    from tests.helpers import LENGTH_RULE, capture_rollouts, short_rl_config, started_driver
 
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
     overrides = ("rl.steps=10", "rl.checkpoint_every=2", "rl.learner.lr=1e-2", *LENGTH_RULE)
-    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, *overrides)
+    cfg = short_rl_config(tmp_path, tiny_model_dir, sft, *overrides)
     rl_dir, steps_file = cfg.run.dir / "rl", cfg.run.dir / "steps.jsonl"
     address = ray.get_runtime_context().gcs_address
     args = [address, sft, str(tmp_path), str(tiny_model_dir), *overrides]
@@ -112,9 +111,9 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     assert killed["step"] == killed_row["step"] == 3
     assert checkpoint.latest(rl_dir / "checkpoints") == rl_dir / "checkpoints" / "step_000002"
 
-    with _driver(cfg, sft) as (roles, driver):  # the dead driver's actors are gone: all new ones
+    with started_driver(cfg, sft) as (roles, driver):  # the dead driver's actors are gone: all new ones
         driver.prompts = driver.prompts[:8]
-        seen = _capture_rollouts(driver)
+        seen = capture_rollouts(driver)
         assert driver.resume() and driver.step == 2
         assert (driver.cursor.epoch, driver.cursor.position) == (1, 0), "step 2 ended epoch 0"
         rows = driver.train(3)

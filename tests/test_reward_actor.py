@@ -6,17 +6,15 @@ import asyncio
 import logging
 import math
 import os
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import ray
 
-from empathy_ray.actors.reward import (
-    RewardScorer,
-    RewardTimeoutError,
-    make_reward_actor,
-    score_with_retry,
-)
+from empathy_ray.actors.group import ActorGroup
+from empathy_ray.actors.reward import RewardScorer, RewardTimeoutError, submit_score
 from empathy_ray.config import RewardConfig
 from empathy_ray.domain import coe
 from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids, score
@@ -64,11 +62,6 @@ def test_crisis_post_without_safety_language_is_penalised():
     assert terms["total"] == [1.0 - 2.0, 1.0, 1.0]
 
 
-def test_length_target_must_be_positive_when_length_term_is_on():
-    with pytest.raises(ValueError, match="length_target=0"):
-        RewardScorer(RewardConfig(length_weight=1.0, length_target=0), None, MAX_PROMPT, MAX_RESPONSE)
-
-
 def test_rm_term_matches_direct_score_and_enters_total(rm_dir):
     cfg = RewardConfig(
         rm_weight=0.7, format_weight=1.0, batch_size=2
@@ -114,11 +107,12 @@ def test_reward_actor_matches_local_scorer(ray_cluster, rm_dir):
     cfg = RewardConfig(rm_weight=0.7, length_weight=1.0, batch_size=2)
     posts, completions = [POST, CRISIS_POST, POST], [VALID, INVALID, VALID]
     local = RewardScorer(cfg, str(rm_dir), MAX_PROMPT, MAX_RESPONSE).score(posts, completions)
-    actor = make_reward_actor(cfg, str(rm_dir), MAX_PROMPT, MAX_RESPONSE)
+    group = ActorGroup.start("reward", RewardScorer, cfg, (cfg, str(rm_dir), MAX_PROMPT, MAX_RESPONSE))
     try:
-        remote = score_with_retry(actor, posts, completions, timeout_s=120, retries=0)
+        group.wait_ready(timeout_s=300)
+        remote = submit_score(group.actors[0], posts, completions, timeout_s=120, retries=0).result()
     finally:
-        ray.kill(actor)
+        group.shutdown()
     assert set(remote) == {"rm", "format", "length", "total"}
     for name, values in local.items():
         assert remote[name] == pytest.approx(values, abs=1e-6)
@@ -155,18 +149,24 @@ def test_score_with_retry_raises_after_all_attempts(ray_cluster, caplog):
         caplog.at_level(logging.WARNING),
         pytest.raises(RewardTimeoutError, match=r"after 3 attempts of at most 1 s"),
     ):
-        score_with_retry(actor, [POST], [VALID], timeout_s=1.0, retries=2)
+        submit_score(actor, [POST], [VALID], timeout_s=1.0, retries=2).result()
     assert ray.get(actor.num_calls.remote()) == 3
     assert len(_retry_warnings(caplog)) == 2  # one per retry
     ray.kill(actor)
 
 
-def test_score_with_retry_recovers_after_a_timeout(ray_cluster, caplog):
+def test_submitted_score_recovers_after_a_timeout(ray_cluster, caplog):
     actor = _StallingScorer.remote(stalls=1)
     assert ray.get(actor.num_calls.remote()) == 0
+    counters = Counter()
+    pending = submit_score(actor, [POST, POST], [VALID, INVALID], timeout_s=2.0, retries=2, counters=counters)
+    deadline = time.monotonic() + 30  # the first attempt reaches the actor before anyone waits on it
+    while ray.get(actor.num_calls.remote()) == 0:
+        assert time.monotonic() < deadline, "submit_score did not send the first attempt"
+        time.sleep(0.05)
     with caplog.at_level(logging.WARNING):
-        out = score_with_retry(actor, [POST, POST], [VALID, INVALID], timeout_s=2.0, retries=2)
-    assert out == {"total": [1.0, 1.0]}
+        out = pending.result()
+    assert out == {"total": [1.0, 1.0]} and pending.result() is out and counters["reward_retries"] == 1
     assert ray.get(actor.num_calls.remote()) == 2
     assert len(_retry_warnings(caplog)) == 1
     ray.kill(actor)
@@ -189,7 +189,7 @@ class _CrashOnceScorer:
 def test_score_with_retry_survives_an_actor_death(ray_cluster, tmp_path, caplog):
     actor = _CrashOnceScorer.remote(str(tmp_path / "crashed"))
     with caplog.at_level(logging.WARNING):
-        out = score_with_retry(actor, [POST], [VALID], timeout_s=120, retries=1)
+        out = submit_score(actor, [POST], [VALID], timeout_s=120, retries=1).result()
     assert out == {"total": [2.0]}
     assert "actor died" in _retry_warnings(caplog)[0].getMessage()
     ray.kill(actor)

@@ -4,7 +4,6 @@ DeepSpeed learner group and object-store weight sync, on the session's local Ray
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 
 import pytest
@@ -13,57 +12,16 @@ import torch
 from empathy_ray.actors.roles import Roles, check_resources
 from empathy_ray.actors.vllm_ext import checksum, checksums_match
 from empathy_ray.config import ConfigError, load_config
-from empathy_ray.rl.driver import GRPODriver
-from empathy_ray.rl.stage import build_prompts, run_rl
-from tests.conftest import short_run_overrides
+from empathy_ray.rl.stage import run_rl
+from tests.helpers import LENGTH_RULE, short_rl_config, short_run_overrides, started_driver
 
 pytestmark = pytest.mark.slow
-
-# A rule reward a tiny model can learn in a few steps: answers close to 20 characters are best.
-LENGTH_RULE = [
-    "rl.reward_model=none",
-    "rl.reward.rm_weight=0",
-    "rl.reward.format_weight=0",
-    "rl.reward.length_weight=1",
-    "rl.reward.length_target=20",
-]
-
-
-def _rl_cfg(tmp_path, tiny_model_dir, sft_dir, *extra):
-    return load_config(
-        None,
-        short_run_overrides(
-            tmp_path,
-            tiny_model_dir,
-            f"rl.policy_model={sft_dir}",
-            "rl.prompts_per_step=4",
-            "rl.algo.group_size=4",
-            "rl.rollout.max_new_tokens=48",
-            "rl.rollout.num_workers=2",
-            "rl.learner.num_workers=2",
-            "rl.learner.micro_batch_size=4",
-            "rl.checkpoint_every=0",
-            "rl.eval_prompts=4",
-            *extra,
-        ),
-    )
-
-
-@contextlib.contextmanager
-def _driver(cfg, sft: str, rm: str | None = None):
-    """Roles started for `cfg` (reward model `rm`, or rule terms only) and a driver over the training
-    prompts; the roles stop afterwards."""
-    roles = Roles.create(cfg, sft, rm)
-    try:
-        yield roles, GRPODriver(cfg, cfg.run.dir / "rl", build_prompts(cfg, sft, ("train",)), roles)
-    finally:
-        roles.shutdown()
 
 
 def test_grpo_learns_a_rule_reward(trained_run, tiny_model_dir, tmp_path):
     """20 GRPO steps from the SFT model raise a length-rule reward clearly; KL stays finite."""
     _, _, run_dir = trained_run
-    cfg = _rl_cfg(
+    cfg = short_rl_config(
         tmp_path, tiny_model_dir, run_dir / "sft" / "model", "rl.steps=20", "rl.learner.lr=1e-2", *LENGTH_RULE
     )
     summary = run_rl(cfg, tmp_path / "t", run_dir / "sft" / "model", run_dir / "rm" / "model")
@@ -95,12 +53,12 @@ def test_roles_agree_on_logprobs_and_sync(trained_run, tiny_model_dir, tmp_path)
 
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
-    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.steps=1", "rl.sync=gloo", *LENGTH_RULE)
-    with _driver(cfg, sft) as (roles, driver):
+    cfg = short_rl_config(tmp_path, tiny_model_dir, sft, "rl.steps=1", "rl.sync=gloo", *LENGTH_RULE)
+    with started_driver(cfg, sft) as (roles, driver):
         samples = driver.rollout(driver.prompts[:4])
         items = [(s.prompt_ids, s.response_ids) for s in samples]
         learner_lp = roles.learners.logprobs(items)
-        ref_lp = ray.get(roles.reference.logprobs.remote(items))
+        ref_lp = roles.ref_logprobs(items).result()
         diffs = [
             abs(a - b)
             for s, lp in zip(samples, learner_lp, strict=True)
@@ -117,9 +75,10 @@ def test_roles_agree_on_logprobs_and_sync(trained_run, tiny_model_dir, tmp_path)
         assert max(kl0) < 1e-5, "the reference is the starting policy: KL is 0 at step 0"
 
         metrics = driver.run_step()
-        assert metrics["sync/bytes"] > 0 and roles.sync is None  # no object-store path involved
-        want = checksum(ray.get(roles.learners.weights_for_sync()).items())
-        got = ray.get([w.weights_checksum.remote() for w in roles.rollout_workers])
+        assert metrics["sync/bytes"] > 0 and roles.weights.transport == "gloo"
+        assert roles.weights.version == 1
+        want = checksum(ray.get(roles.learners.gather_weights().result()).items())
+        got = ray.get(roles.rollout.call_all("weights_checksum"))
         print("learner checksum", want, "rollout checksums", got)
         assert all(checksums_match(g, want) for g in got)
 
@@ -173,7 +132,7 @@ def test_checkpoint_and_resume_continue_the_run(trained_run, tiny_model_dir, tmp
     _, _, run_dir = trained_run
     sft = run_dir / "sft" / "model"
     common = ("rl.checkpoint_every=1", "rl.keep_checkpoints=2", "rl.eval_prompts=0", *LENGTH_RULE)
-    run_rl(_rl_cfg(tmp_path, tiny_model_dir, sft, "rl.steps=2", *common), tmp_path / "t", sft, sft)
+    run_rl(short_rl_config(tmp_path, tiny_model_dir, sft, "rl.steps=2", *common), tmp_path / "t", sft, sft)
     ckpts = sorted((tmp_path / "t" / "rl" / "checkpoints").iterdir())
     assert [c.name for c in ckpts] == ["step_000001", "step_000002"]
     state = json.loads((ckpts[-1] / "driver_state.json").read_text())
@@ -181,7 +140,11 @@ def test_checkpoint_and_resume_continue_the_run(trained_run, tiny_model_dir, tmp
     assert (ckpts[-1] / "config.json").exists() and (ckpts[-1] / "learner_state").is_dir()
 
     summary = run_rl(
-        _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.steps=3", *common), tmp_path / "t", sft, sft, resume=True
+        short_rl_config(tmp_path, tiny_model_dir, sft, "rl.steps=3", *common),
+        tmp_path / "t",
+        sft,
+        sft,
+        resume=True,
     )
     assert summary["resumed"] is True and summary["steps"] == 3
     rows = read_metrics(tmp_path / "t" / "rl" / "metrics.jsonl")
@@ -202,10 +165,10 @@ def test_a_rollout_worker_killed_mid_step_is_replaced(trained_run, tiny_model_di
 
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
-    cfg = _rl_cfg(tmp_path, tiny_model_dir, sft, "rl.rollout.max_new_tokens=256", *LENGTH_RULE)
-    with _driver(cfg, sft) as (roles, driver):
+    cfg = short_rl_config(tmp_path, tiny_model_dir, sft, "rl.rollout.max_new_tokens=256", *LENGTH_RULE)
+    with started_driver(cfg, sft) as (roles, driver):
         # kill worker 0 while its first chunk (4 x 256 tokens) is being generated
-        killer = threading.Timer(0.3, lambda: ray.kill(roles.rollout_workers[0], no_restart=False))
+        killer = threading.Timer(0.3, lambda: ray.kill(roles.rollout.actors[0], no_restart=False))
         killer.start()
         samples = driver.rollout(driver.prompts[:4])
         killer.join()

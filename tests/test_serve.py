@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from test_safety import NEGATIVE, POSITIVE
 
 from empathy_ray.config import load_config
 from empathy_ray.domain.safety import DEFAULT_RESOURCES
+from tests.safety_phrases import NEGATIVE, POSITIVE
 
 KEY = "test-key-5f1c"
 NORMAL = [{"role": "user", "content": "这学期压力好大，每天都睡不好，不知道该怎么调整。"}]

@@ -1,6 +1,7 @@
 """Weight sync: the bucket wire format, the stats, ObjectStoreSync into Ray rollout actors (two
-transformers workers for the fan-out, one vLLM worker for the engine path), and CollectiveSync's
-broadcast into vLLM workers over gloo (its NCCL channel needs GPUs and is not exercised here)."""
+transformers workers for the fan-out, one vLLM worker for the engine path), and the collective
+transport's broadcast into vLLM workers over gloo (its NCCL channel needs GPUs and is not exercised
+here; the learner-driven CollectiveSync runs in tests/test_rl.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from empathy_ray.actors.rollout import make_rollout_workers
+from empathy_ray.actors.group import ActorGroup, Pending
+from empathy_ray.actors.rollout import RolloutEngine
 from empathy_ray.actors.vllm_ext import checksum, checksums_match
 from empathy_ray.actors.weight_sync import (
-    CollectiveSync,
+    Broadcaster,
     ObjectStoreSync,
     SyncStats,
     bucket_meta,
@@ -58,7 +60,7 @@ def test_sync_stats_metrics():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
 def test_nccl_sync_refuses_without_cuda():
     with pytest.raises(RuntimeError, match="rl.sync=nccl needs CUDA"):
-        CollectiveSync(workers=[], backend="nccl")
+        Broadcaster(workers=[], backend="nccl")
 
 
 @pytest.fixture(scope="module")
@@ -76,24 +78,29 @@ def prompts(tiny_model_dir) -> list[list[int]]:
     return [tok.encode("我最近总是失眠，很焦虑"), tok.encode("和父母的关系越来越差")]
 
 
-def kill_all(workers):
-    import ray
+def start_workers(model_dir, cfg: RolloutConfig, seed: int) -> ActorGroup:
+    """cfg.num_workers rollout actors, up."""
+    group = ActorGroup.start("rollout", RolloutEngine, cfg, (str(model_dir), cfg, seed), cfg.num_workers)
+    group.wait_ready(timeout_s=600)
+    return group
 
-    for w in workers:
-        ray.kill(w, no_restart=True)
+
+def publish(workers: list, weights: dict[str, torch.Tensor], version: int) -> SyncStats:
+    """These weights into every worker through the object store, as the learner's would go."""
+    return ObjectStoreSync(workers, lambda: Pending(lambda: weights)).publish(version).result()
 
 
 @pytest.fixture(scope="module")
 def hf_workers(ray_cluster, tiny_model_dir):
     cfg = RolloutConfig(engine="transformers", num_workers=2, num_cpus=1, max_new_tokens=8, max_model_len=128)
-    workers = make_rollout_workers(tiny_model_dir, cfg, seed=10)
-    yield workers
-    kill_all(workers)
+    group = start_workers(tiny_model_dir, cfg, seed=10)
+    yield group.actors
+    group.shutdown()
 
 
 def test_object_store_sync_reaches_every_worker(ray_cluster, hf_workers, new_weights, prompts):
     ray = ray_cluster
-    stats = ObjectStoreSync(hf_workers).publish(new_weights, version=3)
+    stats = publish(hf_workers, new_weights, version=3)
     assert stats.bytes == sum(t.numel() * t.element_size() for t in new_weights.values())
     assert (stats.transport, stats.version) == ("object_store", 3)
     assert stats.gbps == pytest.approx(
@@ -113,7 +120,7 @@ def test_object_store_sync_reaches_every_worker(ray_cluster, hf_workers, new_wei
 def test_restarted_worker_comes_back_with_version_zero(ray_cluster, hf_workers, new_weights):
     """A crash restarts the actor from the checkpoint; the driver sees version 0 and publishes again."""
     ray = ray_cluster
-    ObjectStoreSync(hf_workers).publish(new_weights, version=5)
+    publish(hf_workers, new_weights, version=5)
 
     def pid_and_version():
         return ray.get(
@@ -134,24 +141,40 @@ def test_restarted_worker_comes_back_with_version_zero(ray_cluster, hf_workers, 
         time.sleep(0.5)
     assert version == 0
     assert ray.get(hf_workers[1].get_weight_version.remote()) == 5
-    ObjectStoreSync(hf_workers).publish(new_weights, version=6)
+    publish(hf_workers, new_weights, version=6)
     assert ray.get([w.get_weight_version.remote() for w in hf_workers]) == [6, 6]
+
+
+def test_resync_reloads_the_last_weights_into_a_restarted_worker(ray_cluster, hf_workers, new_weights):
+    """What the driver does after a rollout worker died: the last published version, to everyone."""
+    ray = ray_cluster
+    sync = ObjectStoreSync(hf_workers, lambda: Pending(lambda: new_weights))
+    sync.resync()  # nothing published yet: nothing to send
+    assert sync.publish(version=7).result().version == 7 and sync.version == 7
+    ray.get(hf_workers[0].__ray_call__.remote(lambda self: setattr(self, "weight_version", 0)))
+    sync.resync()
+    assert ray.get([w.get_weight_version.remote() for w in hf_workers]) == [7, 7]
+    expected = checksum(new_weights.items())
+    assert all(
+        checksums_match(g, expected) for g in ray.get([w.weights_checksum.remote() for w in hf_workers])
+    )
 
 
 def test_object_store_sync_into_a_vllm_actor(ray_cluster, tiny_model_dir, new_weights, prompts):
     ray = ray_cluster
     cfg = RolloutConfig(engine="vllm", num_workers=1, num_cpus=1, max_new_tokens=8, max_model_len=128)
-    workers = make_rollout_workers(tiny_model_dir, cfg, seed=0)
+    group = start_workers(tiny_model_dir, cfg, seed=0)
+    workers = group.actors
     try:
         before = ray.get(workers[0].generate.remote(prompts, 2, 0))
-        stats = ObjectStoreSync(workers).publish(new_weights, version=1)
+        stats = publish(workers, new_weights, version=1)
         assert stats.version == 1
         assert checksums_match(ray.get(workers[0].weights_checksum.remote()), checksum(new_weights.items()))
         after = ray.get(workers[0].generate.remote(prompts, 2, 0))
         assert {s.weight_version for s in before} == {0} and {s.weight_version for s in after} == {1}
         assert all(a.logprobs != b.logprobs for a, b in zip(before, after, strict=True))
     finally:
-        kill_all(workers)
+        group.shutdown()
 
 
 def test_collective_sync_broadcasts_into_vllm_workers_over_gloo(
@@ -161,12 +184,13 @@ def test_collective_sync_broadcasts_into_vllm_workers_over_gloo(
     everything NCCL sync does except the NCCL channel itself."""
     ray = ray_cluster
     cfg = RolloutConfig(engine="vllm", num_workers=2, num_cpus=0.5, max_new_tokens=8, max_model_len=128)
-    workers = make_rollout_workers(tiny_model_dir, cfg, seed=0)
+    group = start_workers(tiny_model_dir, cfg, seed=0)
+    workers = group.actors
     try:
-        sync = CollectiveSync(workers, backend="gloo", bucket_bytes=256 << 10)
+        sender = Broadcaster(workers, backend="gloo", bucket_bytes=256 << 10)
         n_buckets = len(bucketize(new_weights, 256 << 10))
         for version in (1, 2):
-            stats = sync.publish(new_weights, version=version)
+            stats = sender.broadcast(new_weights, version=version)
             assert (stats.transport, stats.version) == ("gloo", version)
             assert stats.bytes == sum(t.numel() * t.element_size() for t in new_weights.values())
         print(f"gloo broadcast: {stats.bytes} bytes in {n_buckets} buckets, {stats.seconds:.3f} s")
@@ -179,4 +203,4 @@ def test_collective_sync_broadcasts_into_vllm_workers_over_gloo(
         outs = ray.get([w.generate.remote(prompts, 2, 0) for w in workers])
         assert {s.weight_version for out in outs for s in out} == {2}
     finally:
-        kill_all(workers)
+        group.shutdown()

@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from empathy_ray.config import load_config
 from empathy_ray.pipeline import run_stages
 from empathy_ray.runtime.tracking import read_metrics
-from tests.conftest import short_run_overrides
+from tests.helpers import short_run_overrides
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """The learner role of GRPO: a DeepSpeed engine over M ranks that turns scored samples into updates.
 
-`LearnerRank` is one rank, a plain class (world 1 in a plain process for tests). `LearnerGroup` places
-M of them as Ray actors in one placement group and fans every call out to all ranks: under ZeRO-3
+`LearnerRank` is one rank, a plain class (world 1 in a plain process for tests). `LearnerGroup` runs
+M of them as Ray actors in one `ActorGroup` and fans every call out to all ranks: under ZeRO-3
 every forward, weight gather and checkpoint is a collective, so no rank may sit one out.
 
 One `train_step` is one optimizer step per inner epoch: every rank's share of the B*G samples is split
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from empathy_ray.actors.weight_sync import Broadcaster, SyncStats
 from empathy_ray.algo.kl import approx_kl
 from empathy_ray.algo.losses import entropy_from_logits, logprobs_from_logits, policy_loss
 from empathy_ray.algo.masked import masked_mean
@@ -43,21 +44,9 @@ MEAN_STATS = ("policy_loss", "pg_loss", "kl", "clip_frac", "entropy", "approx_kl
 
 def micro_batches_per_rank(cfg: RLConfig) -> int:
     """DeepSpeed's gradient accumulation: each rank's share of the step's B*G samples in micro-batches,
-    so that one optimizer step consumes the whole batch once. Also refuses what the learner cannot do."""
+    so that one optimizer step consumes the whole batch once (the config checks that it divides evenly,
+    and refuses LoRA with ZeRO-3, when it loads: Config.validate)."""
     lc, n = cfg.learner, cfg.prompts_per_step * cfg.algo.group_size
-    if lc.lora.enabled and lc.zero_stage == 3:
-        raise ValueError(
-            "rl.learner.lora.enabled with rl.learner.zero_stage=3 is not supported: merging the adapter "
-            "for weight sync needs the full base weights on rank 0; use zero_stage=2 (LoRA leaves little "
-            "optimizer state to shard) or disable LoRA"
-        )
-    if lc.num_workers < 1 or lc.micro_batch_size < 1 or n % (lc.num_workers * lc.micro_batch_size):
-        raise ValueError(
-            f"the learner splits rl.prompts_per_step * rl.algo.group_size = {cfg.prompts_per_step} * "
-            f"{cfg.algo.group_size} = {n} samples per step over rl.learner.num_workers={lc.num_workers} ranks "
-            f"in micro-batches of rl.learner.micro_batch_size={lc.micro_batch_size}; {n} must be a multiple "
-            f"of {lc.num_workers} * {lc.micro_batch_size}: change one of these four settings"
-        )
     return n // (lc.num_workers * lc.micro_batch_size)
 
 
@@ -84,11 +73,8 @@ class LearnerRank:
     """One rank of the learner: the policy under DeepSpeed, its GRPO update, and its weights."""
 
     def __init__(self, model_dir: str, cfg: RLConfig, rank: int, world_size: int, seed: int = 0) -> None:
-        from empathy_ray.runtime.process import setup_process
-
-        setup_process()
         lc = cfg.learner
-        self.trainer_config = trainer_config(cfg)  # checks the config first
+        self.trainer_config = trainer_config(cfg)
         if world_size != lc.num_workers or not 0 <= rank < world_size:
             raise ValueError(
                 f"LearnerRank(rank={rank}, world_size={world_size}) with rl.learner.num_workers={lc.num_workers}"
@@ -315,18 +301,16 @@ class LearnerRank:
     # -- collective weight sync: this rank 0 process broadcasts to every vLLM worker ---------------
 
     def init_collective_sync(self, workers: list[Any], tensor_parallel_size: int, backend: str) -> None:
-        """Rank 0 joins the rollout workers' broadcast group as its source (sync.CollectiveSync)."""
+        """Rank 0 joins the rollout workers' broadcast group as its source (weight_sync.CollectiveSync)."""
         if self.rank == 0:
-            from empathy_ray.actors.weight_sync import CollectiveSync
+            self._broadcaster = Broadcaster(workers, tensor_parallel_size, backend)
 
-            self._collective = CollectiveSync(workers, tensor_parallel_size, backend)
-
-    def publish_collective(self, version: int) -> dict[str, float] | None:
-        """Gather the weights (collective under ZeRO-3) and broadcast them from rank 0."""
+    def publish_collective(self, version: int) -> SyncStats | None:
+        """Gather the weights (collective under ZeRO-3) and broadcast them from rank 0: its stats."""
         state = self.weights_for_sync()
         if self.rank != 0:
             return None
-        return self._collective.publish(state, version).as_metrics()
+        return self._broadcaster.broadcast(state, version)
 
     def save(self, directory: str) -> None:
         """HF export of the (merged) policy into `directory` on rank 0; DeepSpeed state (optimizer,

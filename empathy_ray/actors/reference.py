@@ -1,16 +1,14 @@
 """The reference role of GRPO: log-probs of sampled answers under the frozen starting policy (for the KL term).
 
-`ReferencePolicy` is a plain class (testable without Ray); `make_reference_actor` wraps it in a
-restartable actor. It never trains, so it holds no optimizer state and no gradients.
+`ReferencePolicy` is a plain class (testable without Ray); the RL roles run it as a restartable actor
+(a group of one). It never trains, so it holds no optimizer state and no gradients.
 """
 
 from __future__ import annotations
 
 import logging
 
-import ray
 import torch
-from ray.actor import ActorHandle
 from transformers import AutoModelForCausalLM
 
 from empathy_ray.algo.losses import logprobs_from_logits
@@ -23,10 +21,9 @@ log = logging.getLogger(__name__)
 class ReferencePolicy:
     """A frozen copy of the policy the run started from."""
 
-    def __init__(self, model_dir: str, batch_size: int, dtype: torch.dtype = torch.float32) -> None:
-        if batch_size < 1:
-            raise ValueError(f"rl.reference.batch_size={batch_size}: must be at least 1")
-        self.batch_size = batch_size
+    def __init__(self, model_dir: str, cfg: ReferenceConfig) -> None:
+        self.batch_size = cfg.batch_size
+        dtype = torch.bfloat16 if cfg.bf16 else torch.float32
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         self.model = model.to(self.device).eval().requires_grad_(False)
@@ -52,14 +49,3 @@ class ReferencePolicy:
         batch = collate(items, pad_id=0).to(self.device)  # right padding: masked, never attended to
         logp = logprobs_from_logits(response_logits(self.model, batch), batch.labels).cpu()
         return [logp[row, : len(response)].tolist() for row, (_, response) in enumerate(items)]
-
-
-def make_reference_actor(model_dir: str, cfg: ReferenceConfig) -> ActorHandle:
-    """A `ReferencePolicy` actor placed by the role's resources; Ray restarts it if its process dies."""
-    remote = ray.remote(ReferencePolicy).options(
-        num_cpus=cfg.num_cpus,
-        num_gpus=cfg.num_gpus,
-        resources=dict(cfg.resources),
-        max_restarts=2,
-    )
-    return remote.remote(model_dir, cfg.batch_size)

@@ -1,10 +1,11 @@
 """The reward role of GRPO: turn (post, completion) pairs into per-term rewards and their weighted total.
 
-`RewardScorer` is a plain class so it can be tested and reused without Ray; `make_reward_actor` wraps
-it in a restartable actor. Every term is returned separately (the driver logs them) next to "total".
-A reward call that hangs or dies is retried by the driver with `score_with_retry`, which fails loudly
-after the last try: a missing reward must stop the run, never enter the update as zeros. A non-finite
-RM score is returned as it is (with a warning): the driver skips that step's update and counts it.
+`RewardScorer` is a plain class so it can be tested and reused without Ray; the RL roles run it as a
+restartable actor (a group of one). Every term is returned separately (the driver logs them) next to
+"total". A reward call that hangs or dies is retried (`submit_score`): Ray restarts the actor but
+never re-runs a call by itself, so each retry is bounded and logged. The call fails loudly after the
+last try: a missing reward must stop the run, never enter the update as zeros. A non-finite RM
+score is returned as it is (with a warning): the driver skips that step's update and counts it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
+from empathy_ray.actors.group import Pending
 from empathy_ray.config import RewardConfig
 from empathy_ray.domain import coe
 from empathy_ray.domain.safety import safety_reward
@@ -51,13 +53,6 @@ class RewardScorer:
         max_prompt_tokens: int,
         max_response_tokens: int,
     ) -> None:
-        if cfg.length_weight != 0 and cfg.length_target <= 0:
-            raise ValueError(
-                f"rl.reward.length_target={cfg.length_target}: must be a positive number of characters "
-                f"when rl.reward.length_weight={cfg.length_weight} is set"
-            )
-        if cfg.batch_size < 1:
-            raise ValueError(f"rl.reward.batch_size={cfg.batch_size}: must be at least 1")
         self.cfg = cfg
         self.reward_model_dir = reward_model_dir
         self.max_prompt_tokens = max_prompt_tokens
@@ -120,21 +115,6 @@ class RewardScorer:
         return out
 
 
-def make_reward_actor(
-    cfg: RewardConfig, reward_model_dir: str | None, max_prompt_tokens: int, max_response_tokens: int
-) -> ActorHandle:
-    """A `RewardScorer` actor. Ray restarts it if its process dies but never re-runs a call by itself:
-    the driver decides about retries (`score_with_retry`) so that each one is bounded and logged."""
-    remote = ray.remote(RewardScorer).options(
-        num_cpus=cfg.num_cpus,
-        num_gpus=cfg.num_gpus,
-        resources=dict(cfg.resources),
-        max_restarts=2,
-        max_task_retries=0,
-    )
-    return remote.remote(cfg, reward_model_dir, max_prompt_tokens, max_response_tokens)
-
-
 def _await_restart(actor: ActorHandle, timeout_s: float) -> None:
     """Wait (at most `timeout_s`) until a dead actor is back. Ray restarts it in the background, and
     calls made meanwhile fail at once with ActorUnavailableError: without this wait they would use up
@@ -150,25 +130,40 @@ def _await_restart(actor: ActorHandle, timeout_s: float) -> None:
             return
 
 
-def score_with_retry(
+def submit_score(
     actor: ActorHandle,
     posts: list[str],
     completions: list[str],
     timeout_s: float,
     retries: int,
     counters: Counter | None = None,
-) -> dict[str, list[float]]:
-    """`actor.score` with a timeout per attempt and up to `retries` more attempts after a timeout or an
-    actor death (each counted in `counters["reward_retries"]`); raises `RewardTimeoutError` when all
-    fail. Errors raised by the scoring itself (a bad input) are not retried: they would fail again.
+) -> Pending[dict[str, list[float]]]:
+    """`actor.score`, submitted now; the result waits at most `timeout_s` per attempt and makes up to
+    `retries` more attempts after a timeout or an actor death (each counted in
+    `counters["reward_retries"]`), then raises `RewardTimeoutError`. Errors raised by the scoring
+    itself (a bad input) are not retried: they would fail again.
 
     A timed-out call is cancelled so it does not run later on top of the retry; one already running on
     the (single-threaded) actor cannot be interrupted, so a hung actor ends in the error, by design.
     """
+    first = actor.score.remote(posts, completions)
+    return Pending(lambda: _wait_with_retry(actor, first, posts, completions, timeout_s, retries, counters))
+
+
+def _wait_with_retry(
+    actor: ActorHandle,
+    ref: ray.ObjectRef,
+    posts: list[str],
+    completions: list[str],
+    timeout_s: float,
+    retries: int,
+    counters: Counter | None,
+) -> dict[str, list[float]]:
     attempts = retries + 1
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
-        ref = actor.score.remote(posts, completions)
+        if attempt > 1:
+            ref = actor.score.remote(posts, completions)
         try:
             return ray.get(ref, timeout=timeout_s)
         except (GetTimeoutError, RayActorError) as e:

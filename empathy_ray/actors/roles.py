@@ -1,110 +1,161 @@
-"""Starting the RL roles on a Ray cluster: resource checks first, then one set of actors per role.
+"""The RL roles on a Ray cluster, and the operations the driver needs from them.
 
-Each role's count and per-actor resources come from its own config section, so changing
-`rl.rollout.num_workers` changes nothing else. Resource requests are checked against the cluster
-before any actor starts: an impossible request fails at once and names the config key.
+Every role is an `ActorGroup` of its plain class: the rollout workers (N `RolloutEngine`), the reward
+actor (one `RewardScorer`), the reference actor (one `ReferencePolicy`) and the learner ranks (M
+`LearnerRank` in a `LearnerGroup`). Each role's count and per-actor resources come from its own config
+section, so changing `rl.rollout.num_workers` changes nothing else. Resource requests are checked
+against the cluster before any actor starts: an impossible request fails at once and names the key.
+
+The driver talks to `Roles` only through its typed methods (`generate`, `score`, `ref_logprobs`,
+`train`, `sync`); each submits the work and returns a `Pending`, whose `result()` waits (and retries
+or re-dispatches where the role needs it), so calls to different roles run side by side.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import ray
+
+from empathy_ray.actors.group import ActorGroup, Pending, wait_ready
 from empathy_ray.config import Config
-from empathy_ray.runtime.resources import check_fits, cluster_nodes, stage_demands
+from empathy_ray.domain.rollouts import Sample
+from empathy_ray.runtime.resources import check_fits, cluster_nodes, rl_role_demands
+
+if TYPE_CHECKING:
+    from empathy_ray.actors.learner_group import LearnerGroup
+    from empathy_ray.actors.weight_sync import WeightSync
 
 log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 900.0  # every actor's __init__ (model loading, vLLM start-up) must end within this
 
 
 def check_resources(cfg: Config, nodes: list[dict[str, float]]) -> None:
     """Fail before any actor starts when the RL roles cannot be placed on these nodes."""
-    check_fits(stage_demands(cfg, "rl"), nodes, "the RL roles")
+    check_fits(rl_role_demands(cfg.rl), nodes, "the RL roles")
 
 
 @dataclass
 class Roles:
-    """Handles of every RL actor, plus the operations the driver needs across roles."""
+    """Every RL role's actors, and one typed method per thing the driver asks of them."""
 
     cfg: Config
-    rollout_workers: list[Any]
-    reward: Any
-    reference: Any
-    learners: Any  # LearnerGroup
-    sync: Any  # ObjectStoreSync; None with rl.sync=nccl/gloo (learner rank 0 broadcasts)
+    rollout: ActorGroup | None = None
+    reward: ActorGroup | None = None
+    reference: ActorGroup | None = None
+    learners: LearnerGroup | None = None
+    weights: WeightSync | None = None  # learner -> rollout workers (rl.sync's transport)
     counters: Counter = field(default_factory=Counter)
     always_reference: bool = True  # KL to the reference is always measured, even when not penalised
-    rollout_pg: Any = None  # the rollout workers' placement group
-    last_weights: Any = None  # ObjectRef of the latest published weights (re-sent to restarted workers)
-    last_version: int = 0
 
     @classmethod
     def create(cls, cfg: Config, policy_dir: str, reward_model_dir: str | None) -> Roles:
+        """Every role started side by side, up (models loaded) and connected; on any failure all stop."""
         from empathy_ray.actors.learner_group import LearnerGroup
-        from empathy_ray.actors.reference import make_reference_actor
-        from empathy_ray.actors.reward import make_reward_actor
-        from empathy_ray.actors.rollout import make_rollout_workers
-        from empathy_ray.actors.weight_sync import ObjectStoreSync
-        from empathy_ray.runtime.placement import reserve
+        from empathy_ray.actors.reference import ReferencePolicy
+        from empathy_ray.actors.reward import RewardScorer
+        from empathy_ray.actors.rollout import RolloutEngine
+        from empathy_ray.actors.weight_sync import start_weight_sync
 
-        rl = cfg.rl
+        rl, seed = cfg.rl, cfg.run.seed
         check_resources(cfg, cluster_nodes())
-        learners = LearnerGroup.create(policy_dir, rl, seed=cfg.run.seed)
-        # All rollout workers are reserved at once (a restarted worker comes back in its own bundle).
-        rollout_pg = reserve("rollout", rl.rollout.num_workers, rl.rollout, timeout_s=300)
-        workers = make_rollout_workers(policy_dir, rl.rollout, seed=cfg.run.seed, placement_group=rollout_pg)
-        reward = make_reward_actor(
-            rl.reward, reward_model_dir, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
-        )
-        reference = make_reference_actor(policy_dir, rl.reference)
-        sync = None
-        if rl.sync in ("nccl", "gloo"):  # the broadcast source is learner rank 0, not this driver
-            learners.init_collective_sync(workers, rl.rollout.tensor_parallel_size, rl.sync)
-        else:
-            sync = ObjectStoreSync(workers)
+        roles = cls(cfg)
+        try:
+            roles.learners = LearnerGroup.start(policy_dir, rl, seed)
+            # Every worker gets the run's seed: a request's samples depend only on (seed, step, prompt
+            # index), never on which worker took it, so a re-dispatch or a resume draws the same tokens.
+            roles.rollout = ActorGroup.start(
+                "rollout", RolloutEngine, rl.rollout, (policy_dir, rl.rollout, seed), rl.rollout.num_workers
+            )
+            scorer_args = (
+                rl.reward,
+                reward_model_dir,
+                cfg.data.max_prompt_tokens,
+                cfg.data.max_response_tokens,
+            )
+            roles.reward = ActorGroup.start("reward", RewardScorer, rl.reward, scorer_args)
+            roles.reference = ActorGroup.start(
+                "reference", ReferencePolicy, rl.reference, (policy_dir, rl.reference)
+            )
+            wait_ready([roles.learners.group, roles.rollout, roles.reward, roles.reference], READY_TIMEOUT_S)
+            roles.learners.setup()
+            roles.weights = start_weight_sync(
+                rl.sync, roles.learners, roles.rollout, rl.rollout.tensor_parallel_size
+            )
+        except BaseException:
+            roles.shutdown()
+            raise
         log.info(
             "RL roles up: %d rollout workers (%s), %d learner ranks (DeepSpeed ZeRO-%d), reward actor (RM: %s), "
             "reference actor, weight sync: %s",
-            len(workers),
+            rl.rollout.num_workers,
             rl.rollout.engine,
             rl.learner.num_workers,
             rl.learner.zero_stage,
             reward_model_dir or "none",
             rl.sync,
         )
-        return cls(cfg, workers, reward, reference, learners, sync, rollout_pg=rollout_pg)
+        return roles
 
-    def score_rewards(self, posts: list[str], texts: list[str]) -> dict[str, list[float]]:
-        from empathy_ray.actors.reward import score_with_retry
+    # -- what the driver asks of the roles ----------------------------------------------------------
+
+    def generate(self, prompts: list[list[int]], group_size: int, step: int) -> Pending[list[Sample]]:
+        """`group_size` samples per prompt, in prompt order; uids and seeds from (step, prompt index).
+
+        One chunk of prompts per rollout worker keeps every vLLM call as large as it can be (chunk x G
+        sequences decoded together): an actor runs its calls one after another, so two half-size
+        chunks cost two full decode loops (benchmarks/results/2026-11-27-vm-quiet-one-chunk.md has the
+        measurement). A worker that dies mid-call is restarted by Ray with its starting
+        weights, so the current weights are published to it again and its chunk re-sent: every
+        sample still arrives exactly once.
+        """
+        size = max(1, math.ceil(len(prompts) / len(self.rollout.actors)))
+        calls = [(prompts[s : s + size], group_size, step, s) for s in range(0, len(prompts), size)]
+        chunks = self.rollout.balanced("generate", calls, self._rollout_worker_died)
+        return Pending(lambda: [sample for chunk in chunks.result() for sample in chunk])
+
+    def _rollout_worker_died(self, worker: int, call: tuple, error: Exception) -> None:
+        self.counters["rollout_redispatched"] += 1
+        log.warning(
+            "rollout worker %d died on prompts %d+ (%s); re-syncing and re-dispatching",
+            worker,
+            call[3],
+            error,
+        )
+        self.resync()
+
+    def score(self, posts: list[str], completions: list[str]) -> Pending[dict[str, list[float]]]:
+        """Per-term rewards and "total"; retried on a timeout or a reward-actor death (rl.reward)."""
+        from empathy_ray.actors.reward import submit_score
 
         r = self.cfg.rl.reward
-        return score_with_retry(self.reward, posts, texts, r.timeout_s, r.retries, self.counters)
+        return submit_score(self.reward.actors[0], posts, completions, r.timeout_s, r.retries, self.counters)
 
-    def sync_weights(self, version: int) -> dict[str, float]:
-        if self.sync is None:
-            self.last_version = version
-            return self.learners.publish_collective(version)
-        self.last_weights = self.learners.weights_for_sync()  # an ObjectRef: put once, every worker pulls
-        self.last_version = version
-        return self.sync.publish(self.last_weights, version).as_metrics()
+    def ref_logprobs(self, items: list[tuple[list[int], list[int]]]) -> Pending[list[list[float]]]:
+        """Per-token log-probs of each (prompt ids, response ids) under the frozen starting policy."""
+        ref = self.reference.call_one(0, "logprobs", items)
+        return Pending(lambda: ray.get(ref))
 
-    def resync_weights(self) -> None:
+    def train(self, items: list[dict[str, Any]]) -> Pending[dict[str, float]]:
+        """One learner update on the step's scored samples; its stats, reduced over ranks."""
+        return self.learners.train(items)
+
+    def sync(self, version: int) -> Pending[dict[str, float]]:
+        """The learner's weights into every rollout worker as `version`; the sync's metrics."""
+        published = self.weights.publish(version)
+        return Pending(lambda: published.result().as_metrics())
+
+    def resync(self) -> None:
         """After a rollout worker restarted (it comes back with the starting weights)."""
-        if self.sync is None:
-            raise RuntimeError(
-                f"a rollout worker restarted, and the {self.cfg.rl.sync} broadcast group cannot re-admit it; rerun with --resume "
-                "(or use rl.sync=object_store, which re-sends the weights to restarted workers)"
-            )
-        if self.last_weights is not None:
-            self.sync.publish(self.last_weights, self.last_version)
+        if self.weights is not None:
+            self.weights.resync()
 
     def shutdown(self) -> None:
-        import ray
-        from ray.util.placement_group import remove_placement_group
-
-        self.learners.shutdown()
-        for a in [*self.rollout_workers, self.reward, self.reference]:
-            ray.kill(a)
-        if self.rollout_pg is not None:
-            remove_placement_group(self.rollout_pg)
+        for group in (self.learners, self.rollout, self.reward, self.reference):
+            if group is not None:
+                group.shutdown()

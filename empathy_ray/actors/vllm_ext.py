@@ -111,11 +111,11 @@ class WeightSyncExtension:
         self._er_device = self.device if backend == "nccl" else torch.device("cpu")
 
     def er_receive_collective(self, buckets: list[list[tuple[str, str, list[int]]]]) -> int:
-        """Receive the learner's bucketed broadcast (sync.CollectiveSync), loading as buckets arrive."""
+        """Receive the learner's bucketed broadcast (weight_sync.Broadcaster), loading as buckets arrive."""
         channel = getattr(self, "_er_channel", None)
         if channel is None:
             raise RuntimeError(
-                "er_receive_collective before er_init_collective: create the CollectiveSync first"
+                "er_receive_collective before er_init_collective: create the Broadcaster first"
             )
         self._er_load(self._er_received(channel, buckets))
         channel.synchronize()

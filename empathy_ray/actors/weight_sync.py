@@ -1,23 +1,37 @@
-"""Weight sync from learner rank 0 to every rollout worker: one interface, two transports.
+"""Weight sync from the learner to every rollout worker: one interface, two transports.
 
-`ObjectStoreSync` works everywhere (CPU clusters, tests): the state dict goes into Ray's object
-store once and every worker pulls it. On GPUs that path costs about 20x a train step (ENVIRONMENT.md:
-1.26 GB took ~6 s), so `CollectiveSync` broadcasts GPU-resident buckets straight from the learner's GPU
-into every vLLM worker's GPU over NCCL; only names, dtypes and shapes travel through Ray. The same
-broadcast runs over gloo on CPUs (`rl.sync=gloo`), which is how its protocol is tested here.
+The driver sees only `WeightSync`: `publish(version)` loads the learner's current weights into every
+rollout worker, and `resync()` sends them again to a worker that restarted. `start_weight_sync` picks
+the transport from `rl.sync`:
+
+- `ObjectStoreSync` (object_store) works everywhere (CPU clusters, tests): learner rank 0's state
+  dict goes into Ray's object store once and every worker pulls it. On GPUs this costs about 20x
+  a train step (1.26 GB took ~6 s), hence:
+- `CollectiveSync` (nccl, gloo): learner rank 0 broadcasts GPU-resident buckets straight into every
+  vLLM worker's GPU over NCCL (its `Broadcaster`); only names, dtypes and shapes travel through Ray.
+  The same broadcast runs over gloo on CPUs, which is how its protocol is tested here.
+
+The receiving ends live in the roles: `RolloutEngine.update_weights` / `receive_collective` (and
+vllm_ext's worker extension), the sending end in `LearnerRank.weights_for_sync` / `publish_collective`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import ray
 import torch
+
+from empathy_ray.actors.group import ActorGroup, Pending
+from empathy_ray.runtime.placement import free_port
+
+if TYPE_CHECKING:
+    from empathy_ray.actors.learner_group import LearnerGroup
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +42,7 @@ TensorMeta = tuple[str, str, list[int]]
 @dataclass
 class SyncStats:
     bytes: int  # sum of nbytes of the published tensors
-    seconds: float  # from publish() entry until every worker has loaded the weights
+    seconds: float  # from the weights being ready on the learner until every worker has loaded them
     gbps: float  # gigaBYTES per second (1e9 B/s), not gigabits
     transport: str
     version: int
@@ -42,8 +56,19 @@ class SyncStats:
 
 
 class WeightSync(Protocol):
-    def publish(self, named_tensors: dict[str, torch.Tensor], version: int) -> SyncStats:
-        """Load `named_tensors` into every rollout worker; return once all of them have."""
+    """What the driver may do with the rollout workers' weights, whatever the transport."""
+
+    transport: str
+    version: int  # the last version every rollout worker loaded (0: the starting weights)
+
+    def publish(self, version: int) -> Pending[SyncStats]:
+        """Start loading the learner's current weights into every rollout worker as `version`;
+        the result is there once all of them have."""
+        ...
+
+    def resync(self) -> None:
+        """Load the last published weights into the workers again (one restarted with its starting
+        weights); raises when the transport cannot re-admit a restarted worker."""
         ...
 
 
@@ -65,31 +90,93 @@ def _log(stats: SyncStats, n_workers: int) -> SyncStats:
 
 
 class ObjectStoreSync:
-    """One `ray.put` of the CPU state dict; every worker resolves the same ObjectRef and loads it."""
+    """One `ray.put` of the CPU state dict; every worker resolves the same ObjectRef and loads it.
 
-    def __init__(self, workers: Sequence[Any], timeout_s: float = 600.0):
-        self.workers = list(workers)
-        self.timeout_s = timeout_s
+    `gather` starts collecting the weights and returns them as a `Pending` of an ObjectRef (the
+    learner's return value: then they are never put again and never visit the driver) or of a dict.
+    """
 
-    def publish(self, named_tensors: dict[str, torch.Tensor] | Any, version: int) -> SyncStats:
-        """`named_tensors` may already be an ObjectRef (the learner's return value): then it is not
-        put again, and the weights never pass through the driver."""
-        import ray
+    transport = "object_store"
 
-        t0 = time.perf_counter()
-        if isinstance(named_tensors, ray.ObjectRef):
-            ref = named_tensors
-        else:
-            ref = ray.put({k: v.detach().cpu() for k, v in named_tensors.items()})
+    def __init__(
+        self, workers: Sequence[Any], gather: Callable[[], Pending[Any]], timeout_s: float = 600.0
+    ) -> None:
+        self.workers, self.gather, self.timeout_s = list(workers), gather, timeout_s
+        self.version = 0
+        self._last: Any = None  # ObjectRef of the last published weights, re-sent by `resync`
+
+    def publish(self, version: int) -> Pending[SyncStats]:
+        gathered = self.gather()
+
+        def wait() -> SyncStats:
+            weights = gathered.result()
+            t0 = time.perf_counter()
+            if not isinstance(weights, ray.ObjectRef):
+                weights = ray.put({k: v.detach().cpu() for k, v in weights.items()})
+            nbytes = self._load(weights, version)
+            self._last, self.version = weights, version
+            stats = SyncStats.measured(nbytes, time.perf_counter() - t0, self.transport, version)
+            return _log(stats, len(self.workers))
+
+        return Pending(wait)
+
+    def resync(self) -> None:
+        if self._last is not None:
+            self._load(self._last, self.version)
+
+    def _load(self, ref: Any, version: int) -> int:
         loaded = ray.get(
             [w.update_weights.remote(ref, version) for w in self.workers], timeout=self.timeout_s
         )
-        stats = SyncStats.measured(loaded[0], time.perf_counter() - t0, "object_store", version)
-        return _log(stats, len(self.workers))
+        return loaded[0]
+
+
+class CollectiveSync:
+    """rl.sync=nccl/gloo: learner rank 0 joins a broadcast group with every rollout worker (each
+    rank's `init_collective_sync`), then every publish is a gather on all ranks and a broadcast from
+    rank 0 (`publish_collective`); the driver only starts it and waits."""
+
+    def __init__(
+        self,
+        learners: ActorGroup,
+        workers: Sequence[Any],
+        tensor_parallel_size: int,
+        backend: str,
+        timeout_s: float = 600.0,
+    ) -> None:
+        self.learners, self.transport, self.timeout_s = learners, backend, timeout_s
+        self.version = 0
+        ray.get(learners.call_all("init_collective_sync", list(workers), tensor_parallel_size, backend))
+
+    def publish(self, version: int) -> Pending[SyncStats]:
+        refs = self.learners.call_all("publish_collective", version)
+
+        def wait() -> SyncStats:
+            stats = ray.get(refs, timeout=self.timeout_s)[0]  # rank 0's; the others return None
+            self.version = version
+            return stats
+
+        return Pending(wait)
+
+    def resync(self) -> None:
+        raise RuntimeError(
+            f"a rollout worker restarted, and the {self.transport} broadcast group cannot re-admit it; rerun "
+            "with --resume (or use rl.sync=object_store, which re-sends the weights to restarted workers)"
+        )
+
+
+def start_weight_sync(
+    transport: str, learners: LearnerGroup, workers: ActorGroup, tensor_parallel_size: int
+) -> WeightSync:
+    """The `rl.sync` transport between this learner group and these rollout workers."""
+    if transport == "object_store":
+        return ObjectStoreSync(workers.actors, learners.gather_weights)
+    return CollectiveSync(learners.group, workers.actors, tensor_parallel_size, transport)
 
 
 # ---------------------------------------------------------------------------------------------
-# NCCL: bucketed broadcast. The wire format is shared with vllm_ext.WeightSyncExtension.er_receive_collective.
+# The collective transport: bucketed broadcast. The wire format is shared with
+# vllm_ext.WeightSyncExtension.er_receive_collective.
 
 
 def bucketize(
@@ -139,12 +226,6 @@ def unflatten_bucket(flat: torch.Tensor, meta: list[TensorMeta]) -> list[tuple[s
         out.append((name, flat[offset : offset + n].view(getattr(torch, dtype_name)).view(shape)))
         offset += n
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
 
 
 def open_broadcast_group(host: str, port: int, rank: int, world_size: int, backend: str, device):
@@ -201,7 +282,7 @@ class _GlooChannel:
         pass
 
 
-class CollectiveSync:
+class Broadcaster:
     """Broadcast from this process (learner rank 0, rank 0 of the group) to every vLLM worker.
 
     Group ranks: 0 is this process; rollout worker w's tensor-parallel rank r is 1 + w * tp + r.
@@ -219,8 +300,6 @@ class CollectiveSync:
         port: int | None = None,
         timeout_s: float = 600.0,
     ):
-        import ray
-
         if backend == "nccl" and not torch.cuda.is_available():
             raise RuntimeError(
                 "rl.sync=nccl needs CUDA in the learner process and on the vLLM rollout workers, but "
@@ -234,7 +313,7 @@ class CollectiveSync:
             torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
         )
         host = host or ray.util.get_node_ip_address()
-        port = port or _free_port()
+        port = port or free_port()
         world = 1 + len(self.workers) * tensor_parallel_size
         refs = [
             w.init_collective.remote(host, port, 1 + i * tensor_parallel_size, world, backend)
@@ -244,9 +323,8 @@ class CollectiveSync:
         ray.get(refs, timeout=timeout_s)
         log.info("%s weight-sync group up: %s:%d, world size %d", backend, host, port, world)
 
-    def publish(self, named_tensors: dict[str, torch.Tensor], version: int) -> SyncStats:
-        import ray
-
+    def broadcast(self, named_tensors: dict[str, torch.Tensor], version: int) -> SyncStats:
+        """Send `named_tensors` to every worker, which loads them as `version`; returns once all have."""
         t0 = time.perf_counter()
         buckets = bucketize(named_tensors, self.bucket_bytes)
         refs = [w.receive_collective.remote([bucket_meta(b) for b in buckets], version) for w in self.workers]

@@ -12,17 +12,61 @@ Standard deviation: GRPO uses the *sample* (Bessel-corrected, ``correction=1``) 
 is what DeepSeekMath describes and what the common open implementations compute with ``Tensor.std()``;
 choosing it keeps advantage scales comparable with published hyper-parameters. With G=2 the two
 members of a non-flat group get exactly ±1/sqrt(2) (up to ``eps``) whatever their rewards.
+
+Adding an estimator: decorate ``fn(rewards, group_size, **options) -> Tensor`` with
+``@register_estimator("name", min_group_size=...)``; ``rl.algo.estimator=name`` then works, and the
+config refuses a ``rl.algo.group_size`` below its minimum when it loads.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["ESTIMATORS", "compute_advantages", "dr_grpo", "grpo", "reinforce_pp", "rloo", "token_advantages"]
+from empathy_ray.algo.registry import Registry
+
+__all__ = [
+    "ESTIMATORS",
+    "Estimator",
+    "compute_advantages",
+    "dr_grpo",
+    "grpo",
+    "register_estimator",
+    "reinforce_pp",
+    "rloo",
+    "token_advantages",
+]
+
+EstimatorFn = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A registered estimator and what it needs from the config."""
+
+    fn: EstimatorFn
+    min_group_size: int  # rl.algo.group_size must be at least this (2: it compares answers in a group)
+
+
+ESTIMATORS: Registry[Estimator] = Registry(
+    "advantage estimator", "add one with @register_estimator in empathy_ray/algo/advantages.py"
+)
+
+
+def register_estimator(name: str, min_group_size: int = 1) -> Callable[[EstimatorFn], EstimatorFn]:
+    """Decorator: make ``fn(rewards [N], group_size, **options) -> [N]`` selectable as ``rl.algo.estimator``."""
+    if isinstance(min_group_size, bool) or not isinstance(min_group_size, int) or min_group_size < 1:
+        raise ValueError(f"min_group_size must be a positive int, got {min_group_size!r}")
+
+    def add(fn: EstimatorFn) -> EstimatorFn:
+        ESTIMATORS.add(name, Estimator(fn, min_group_size))
+        return fn
+
+    return add
 
 
 def _groups(rewards: Tensor, group_size: int) -> tuple[Tensor, Tensor]:
@@ -58,6 +102,17 @@ def _finish(values: Tensor, flat: Tensor) -> Tensor:
     return torch.where(flat, torch.zeros_like(values), values).reshape(-1)
 
 
+@register_estimator("grpo", min_group_size=2)
+def grpo(rewards: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
+    """GRPO advantage ``(r - mean(group)) / (std(group) + eps)`` with the sample std (``correction=1``)."""
+    groups, flat = _groups(rewards, group_size)
+    if group_size == 1:  # the sample std of one value is undefined; such a group has no signal anyway
+        return torch.zeros_like(groups).reshape(-1)
+    centred = groups - groups.mean(dim=-1, keepdim=True)
+    return _finish(centred / (groups.std(dim=-1, correction=1, keepdim=True) + eps), flat)
+
+
+@register_estimator("dr_grpo", min_group_size=2)
 def dr_grpo(rewards: Tensor, group_size: int) -> Tensor:
     """Dr. GRPO advantage ``r - mean(group)``: no std division, so easy/hard prompts are not re-weighted.
 
@@ -68,15 +123,7 @@ def dr_grpo(rewards: Tensor, group_size: int) -> Tensor:
     return _finish(groups - groups.mean(dim=-1, keepdim=True), flat)
 
 
-def grpo(rewards: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
-    """GRPO advantage ``(r - mean(group)) / (std(group) + eps)`` with the sample std (``correction=1``)."""
-    groups, flat = _groups(rewards, group_size)
-    if group_size == 1:  # the sample std of one value is undefined; such a group has no signal anyway
-        return torch.zeros_like(groups).reshape(-1)
-    centred = groups - groups.mean(dim=-1, keepdim=True)
-    return _finish(centred / (groups.std(dim=-1, correction=1, keepdim=True) + eps), flat)
-
-
+@register_estimator("rloo", min_group_size=2)
 def rloo(rewards: Tensor, group_size: int) -> Tensor:
     """REINFORCE leave-one-out: ``r_i - mean(r_j, j != i)``, i.e. ``G/(G-1) * (r_i - mean(group))``.
 
@@ -90,6 +137,7 @@ def rloo(rewards: Tensor, group_size: int) -> Tensor:
     return _finish(groups - others_mean, flat)
 
 
+@register_estimator("reinforce_pp")
 def reinforce_pp(rewards: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
     """REINFORCE++ with group baseline: group-centre, then whiten over the whole batch.
 
@@ -107,22 +155,9 @@ def reinforce_pp(rewards: Tensor, group_size: int, eps: float = 1e-6) -> Tensor:
     return _finish(whitened.view_as(groups), flat)
 
 
-_ESTIMATOR_FNS: dict[str, Callable[..., Tensor]] = {
-    "grpo": grpo,
-    "dr_grpo": dr_grpo,
-    "rloo": rloo,
-    "reinforce_pp": reinforce_pp,
-}
-ESTIMATORS: tuple[str, ...] = tuple(_ESTIMATOR_FNS)
-
-
 def compute_advantages(estimator: str, rewards: Tensor, group_size: int, **kw: float) -> Tensor:
-    """Dispatch by name (a config string) to one of ``ESTIMATORS``; ``kw`` goes to that function (e.g. ``eps``)."""
-    fn = _ESTIMATOR_FNS.get(estimator)
-    if fn is None:
-        raise ValueError(
-            f"unknown advantage estimator {estimator!r}; valid estimators: {', '.join(ESTIMATORS)}"
-        )
+    """Dispatch by name (a config string) through ``ESTIMATORS``; ``kw`` goes to that function (e.g. ``eps``)."""
+    fn = ESTIMATORS[estimator].fn
     accepted = set(inspect.signature(fn).parameters) - {"rewards", "group_size"}
     unknown = sorted(set(kw) - accepted)
     if unknown:

@@ -9,18 +9,51 @@ With tokens sampled from ``pi`` and ``log_r = ref_logp - logp`` (the log of ref/
 
 Use them either as a reward penalty (``kl_penalised_rewards``, no gradient) or as a loss term
 (``policy_loss(kl=approx_kl(logp, ref_logp, mask=mask), kl_coef=beta)``, gradient flows into ``logp``).
+A new kind is one ``@register_kl("name")`` function of ``log_r``; ``rl.algo.kl_kind`` is checked against
+``KL_KINDS`` when the config loads.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from empathy_ray.algo.masked import masked_sum
+from empathy_ray.algo.registry import Registry
 
-__all__ = ["KL_KINDS", "approx_kl", "kl_penalised_rewards"]
+__all__ = ["KL_KINDS", "approx_kl", "kl_penalised_rewards", "register_kl"]
 
-KL_KINDS: tuple[str, ...] = ("k1", "k2", "k3")
+KLFn = Callable[[Tensor], Tensor]  # log(ref / pi) per token -> KL estimate per token
+KL_KINDS: Registry[KLFn] = Registry(
+    "KL estimator kind", "add one with @register_kl in empathy_ray/algo/kl.py"
+)
+
+
+def register_kl(name: str) -> Callable[[KLFn], KLFn]:
+    """Decorator: make ``fn(log_r) -> kl`` (elementwise) selectable as ``rl.algo.kl_kind``."""
+
+    def add(fn: KLFn) -> KLFn:
+        KL_KINDS.add(name, fn)
+        return fn
+
+    return add
+
+
+@register_kl("k1")
+def k1(log_r: Tensor) -> Tensor:
+    return -log_r
+
+
+@register_kl("k2")
+def k2(log_r: Tensor) -> Tensor:
+    return 0.5 * log_r.square()
+
+
+@register_kl("k3")
+def k3(log_r: Tensor) -> Tensor:
+    return torch.expm1(log_r) - log_r
 
 
 def approx_kl(
@@ -38,8 +71,7 @@ def approx_kl(
     ``exp`` in k3 from overflowing (float32 overflows near 88) when the two models disagree wildly on
     one token, at the cost of a zero gradient beyond ``e^±clip``. ``None`` disables it.
     """
-    if kind not in KL_KINDS:
-        raise ValueError(f"unknown KL estimator kind {kind!r}; valid kinds: {', '.join(KL_KINDS)}")
+    estimate = KL_KINDS[kind]
     if logp.shape != ref_logp.shape:
         raise ValueError(
             f"logp {tuple(logp.shape)} and ref_logp {tuple(ref_logp.shape)} must have the same shape"
@@ -51,24 +83,26 @@ def approx_kl(
         log_r = torch.where(mask.bool(), log_r, torch.zeros_like(log_r))
     if log_ratio_clip is not None:
         log_r = log_r.clamp(-log_ratio_clip, log_ratio_clip)
-    if kind == "k1":
-        return -log_r
-    if kind == "k2":
-        return 0.5 * log_r.square()
-    return torch.expm1(log_r) - log_r
+    return estimate(log_r)
 
 
-def kl_penalised_rewards(rewards: Tensor, kl_per_token: Tensor, mask: Tensor, coef: float) -> Tensor:
-    """``rewards [N] - coef * sum_t kl[N, T]`` over valid tokens: the KL-in-reward form (e.g. REINFORCE++).
+def kl_penalised_rewards(
+    rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, coef: float, kind: str = "k3"
+) -> Tensor:
+    """``rewards [N] - coef * sum_t approx_kl(logp, ref_logp)[N, T]`` over valid tokens: the KL-in-reward
+    form (``rl.algo.kl_in=reward``, e.g. REINFORCE++). ``logp``/``ref_logp`` are the sampler's and the
+    reference's log-probs of the sampled tokens, padded to ``[N, T]``; ``mask`` marks the real tokens.
 
     The KL is detached: a reward is a constant to the policy gradient, and keeping the graph would
-    leak a second, unintended gradient path into the learner.
+    leak a second, unintended gradient path into the learner. The result has ``rewards``' dtype
+    (integer rewards become float32).
     """
-    if rewards.dim() != 1 or kl_per_token.dim() != 2 or kl_per_token.shape[0] != rewards.shape[0]:
+    if rewards.dim() != 1 or logp.dim() != 2 or logp.shape[0] != rewards.shape[0]:
         raise ValueError(
-            f"kl_penalised_rewards expects rewards [N] and kl_per_token [N, T], got {tuple(rewards.shape)} "
-            f"and {tuple(kl_per_token.shape)}"
+            f"kl_penalised_rewards expects rewards [N] and logp, ref_logp, mask [N, T], got {tuple(rewards.shape)} "
+            f"and {tuple(logp.shape)}"
         )
     if not rewards.is_floating_point():
         rewards = rewards.float()
-    return rewards - coef * masked_sum(kl_per_token.detach(), mask, dim=-1).to(rewards.dtype)
+    kl = approx_kl(logp.detach(), ref_logp.detach(), kind, mask=mask)
+    return rewards - coef * masked_sum(kl, mask, dim=-1).to(rewards.dtype)

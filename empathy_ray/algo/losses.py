@@ -6,7 +6,8 @@ response tokens that count (nonzero = valid); everything else is ignored and nev
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -14,18 +15,45 @@ from torch.autograd.function import once_differentiable
 
 from empathy_ray.algo.kl import approx_kl
 from empathy_ray.algo.masked import masked_mean, masked_sum
+from empathy_ray.algo.registry import Registry
 
 __all__ = [
     "AGG_MODES",
+    "Aggregation",
     "aggregate",
     "entropy_from_logits",
     "logprobs_from_logits",
     "masked_mean",
     "masked_sum",
     "policy_loss",
+    "register_agg",
 ]
 
-AGG_MODES: tuple[str, ...] = ("token_mean", "seq_mean", "seq_sum_norm")
+AggFn = Callable[..., Tensor]  # (x [N, T], mask [N, T][, max_len]) -> scalar
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """A registered loss aggregation and what it needs."""
+
+    fn: AggFn
+    uses_max_len: bool  # takes the generation budget (the learner passes rl.rollout.max_new_tokens)
+
+
+AGG_MODES: Registry[Aggregation] = Registry(
+    "loss aggregation", "add one with @register_agg in empathy_ray/algo/losses.py"
+)
+
+
+def register_agg(name: str, uses_max_len: bool = False) -> Callable[[AggFn], AggFn]:
+    """Decorator: make ``fn(x, mask[, max_len]) -> scalar`` selectable as ``rl.algo.agg``."""
+
+    def add(fn: AggFn) -> AggFn:
+        AGG_MODES.add(name, Aggregation(fn, uses_max_len))
+        return fn
+
+    return add
+
 
 # Rows of [rows, V] processed at once. With V ~ 152k a float32 chunk is ~300 MiB: big enough to keep
 # the GPU busy, small enough that the full-size float32 log_softmax copy never exists.
@@ -139,31 +167,63 @@ def entropy_from_logits(logits: Tensor, chunk_rows: int = DEFAULT_CHUNK_ROWS) ->
     return torch.cat([torch.cat(parts, dim=1) for parts in out_rows]).view(logits.shape[:-1])
 
 
-def aggregate(x: Tensor, mask: Tensor, agg: str = "token_mean", max_len: int | None = None) -> Tensor:
-    """Reduce per-token values ``x [N, T]`` to a scalar the way the loss does.
+@register_agg("token_mean")
+def token_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Sum over valid tokens / number of valid tokens in the batch (DAPO): every token weighs the same,
+    so long replies are not down-weighted."""
+    return masked_mean(x, mask)
 
-    - ``token_mean``: sum over valid tokens / number of valid tokens in the batch (DAPO): every token
-      weighs the same, so long replies are not down-weighted.
-    - ``seq_mean``: mean over sequences of each sequence's token mean (the GRPO paper). Sequences with
-      no valid token are left out of the outer mean.
-    - ``seq_sum_norm``: sum over valid tokens / (N * max_len) (Dr. GRPO). The normaliser is a constant
-      (``max_len`` = the generation budget, default T; N counts every row, fully masked ones included),
-      so the loss carries no length bias. ``max_len`` is ignored by the other modes.
-    """
-    if agg not in AGG_MODES:
-        raise ValueError(f"unknown aggregation {agg!r}; valid modes: {', '.join(AGG_MODES)}")
-    if x.dim() != 2 or mask.shape != x.shape:
-        raise ValueError(
-            f"aggregate expects x and mask of the same [N, T] shape, got {tuple(x.shape)}, {tuple(mask.shape)}"
-        )
-    if agg == "token_mean":
-        return masked_mean(x, mask)
-    if agg == "seq_mean":
-        return masked_mean(masked_mean(x, mask, dim=-1), mask.bool().any(dim=-1))
+
+@register_agg("seq_mean")
+def seq_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over sequences of each sequence's token mean (the GRPO paper). Sequences with no valid
+    token are left out of the outer mean."""
+    return masked_mean(masked_mean(x, mask, dim=-1), mask.bool().any(dim=-1))
+
+
+@register_agg("seq_sum_norm", uses_max_len=True)
+def seq_sum_norm(x: Tensor, mask: Tensor, max_len: int | None = None) -> Tensor:
+    """Sum over valid tokens / (N * max_len) (Dr. GRPO). The normaliser is a constant (``max_len`` = the
+    generation budget, default T; N counts every row, fully masked ones included), so the loss carries
+    no length bias."""
     norm_len = x.shape[1] if max_len is None else max_len
     if norm_len < 1:
         raise ValueError(f"max_len must be a positive generation budget, got {max_len}")
     return masked_sum(x, mask) / max(x.shape[0] * norm_len, 1)
+
+
+def aggregate(x: Tensor, mask: Tensor, agg: str = "token_mean", max_len: int | None = None) -> Tensor:
+    """Reduce per-token values ``x [N, T]`` to a scalar the way the loss does, by the ``AGG_MODES`` entry
+    ``agg`` (see ``token_mean``, ``seq_mean``, ``seq_sum_norm``). ``max_len`` goes only to the modes that
+    use it."""
+    mode = AGG_MODES[agg]
+    if x.dim() != 2 or mask.shape != x.shape:
+        raise ValueError(
+            f"aggregate expects x and mask of the same [N, T] shape, got {tuple(x.shape)}, {tuple(mask.shape)}"
+        )
+    return mode.fn(x, mask, max_len) if mode.uses_max_len else mode.fn(x, mask)
+
+
+def _checked_inputs(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_low: float, clip_high: float
+) -> Tensor:
+    """Raise on inconsistent shapes or clip bounds; return the advantages broadcast to ``[N, T]``."""
+    if not 0.0 <= clip_low < 1.0 or clip_high < 0.0:
+        raise ValueError(
+            f"need 0 <= clip_low < 1 and clip_high >= 0, got clip_low={clip_low}, clip_high={clip_high}"
+        )
+    if logp.dim() != 2 or old_logp.shape != logp.shape or mask.shape != logp.shape:
+        raise ValueError(
+            f"logp, old_logp and mask must share one [N, T] shape, got {tuple(logp.shape)}, "
+            f"{tuple(old_logp.shape)}, {tuple(mask.shape)}"
+        )
+    if advantages.dim() == 1 and advantages.shape[0] == logp.shape[0]:
+        return advantages[:, None].expand(logp.shape)
+    if advantages.shape != logp.shape:
+        raise ValueError(
+            f"advantages must be [N] or [N, T] for logp {tuple(logp.shape)}, got {tuple(advantages.shape)}"
+        )
+    return advantages
 
 
 def policy_loss(
@@ -194,21 +254,7 @@ def policy_loss(
     (share of valid tokens whose clipped term is the active one, i.e. that get no gradient),
     ``approx_kl_old`` (k3 estimate of KL(old || new) over valid tokens) and ``ratio_mean``.
     """
-    if not 0.0 <= clip_low < 1.0 or clip_high < 0.0:
-        raise ValueError(
-            f"need 0 <= clip_low < 1 and clip_high >= 0, got clip_low={clip_low}, clip_high={clip_high}"
-        )
-    if logp.dim() != 2 or old_logp.shape != logp.shape or mask.shape != logp.shape:
-        raise ValueError(
-            f"logp, old_logp and mask must share one [N, T] shape, got {tuple(logp.shape)}, "
-            f"{tuple(old_logp.shape)}, {tuple(mask.shape)}"
-        )
-    if advantages.dim() == 1 and advantages.shape[0] == logp.shape[0]:
-        advantages = advantages[:, None].expand(logp.shape)
-    elif advantages.shape != logp.shape:
-        raise ValueError(
-            f"advantages must be [N] or [N, T] for logp {tuple(logp.shape)}, got {tuple(advantages.shape)}"
-        )
+    advantages = _checked_inputs(logp, old_logp, advantages, mask, clip_low, clip_high)
     valid = mask.bool()
     zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
     # Select before exp / multiply so padding garbage (-inf, NaN) never reaches a value or a gradient.

@@ -1,8 +1,10 @@
 """One typed configuration tree for every stage.
 
 Recipes are YAML files in `configs/`; any key can be overridden on the command line with a dotted
-path (`sft.lr=2e-4`). Unknown keys and wrongly typed values are rejected with the dotted key named,
-before any Ray actor starts, so a typo never silently falls back to a default.
+path (`sft.lr=2e-4`). Unknown keys, wrongly typed values and values outside the rule a key declares
+(`constraints.py`: `at_least(1, 16)`, a name registered in `empathy_ray.algo`, ...) are rejected with
+the dotted key named when the config loads, before any Ray actor starts, so a typo never silently
+falls back to a default and a bad value never reaches an actor.
 """
 
 from empathy_ray.config.loader import load_config, parse_override, to_dict

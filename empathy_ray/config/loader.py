@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import yaml
 
+from empathy_ray.config.constraints import violations
 from empathy_ray.config.sections import ConfigError
 from empathy_ray.config.tree import Config
 
@@ -109,7 +110,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML recipe, apply dotted overrides, check everything.
+    """Read a YAML recipe, apply dotted overrides, check everything: types, the rule each key declares
+    (config/constraints.py), then the checks that relate keys (`Config.validate`).
 
     Without a recipe the dataclass defaults apply: they are the embedded demo recipe.
     """
@@ -127,6 +129,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for ov in overrides:
         _merge(data, *parse_override(ov))
     cfg = _build(Config, data)
+    problems = list(violations(cfg))
+    if problems:
+        raise ConfigError("; ".join(problems))
     cfg.validate()
     return cfg
 

@@ -1,10 +1,11 @@
-"""The whole configuration tree and its cross-field checks."""
+"""The whole configuration tree and its cross-field checks (each key's own rule is declared on its field)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from empathy_ray.algo import ESTIMATORS
 from empathy_ray.config.sections import (
     ConfigError,
     DataConfig,
@@ -14,7 +15,6 @@ from empathy_ray.config.sections import (
     RMConfig,
     RunConfig,
     SFTConfig,
-    TrainerConfig,
 )
 from empathy_ray.config.stages import EvalConfig, PipelineConfig, ServeConfig
 
@@ -33,48 +33,30 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def validate(self) -> None:
-        """Cross-field checks that types alone cannot express."""
+        """Checks that relate keys, or a key to the file system; the loader has already checked each
+        key's type and declared rule (config/constraints.py), so these can rely on them."""
         fr = self.data.split_fractions
         if abs(sum(fr) - 1.0) > 1e-6 or min(fr) < 0:
             raise ConfigError(f"data.split_fractions={list(fr)}: three non-negative numbers summing to 1")
-        for name in ("sft", "rm"):
-            t: TrainerConfig = getattr(self, name)
-            for key in ("num_workers", "cpus_per_worker", "micro_batch_size", "grad_accum", "epochs"):
-                if getattr(t, key) < 1:
-                    raise ConfigError(f"{name}.{key}={getattr(t, key)}: must be at least 1")
-            if t.lr <= 0:
-                raise ConfigError(f"{name}.lr={t.lr}: must be positive")
-        if not 0.0 <= self.sft.input_noise < 1.0:
-            raise ConfigError(f"sft.input_noise={self.sft.input_noise}: a share in [0, 1)")
         self._validate_rl()
+        self._validate_learner()
         self._validate_serve()
         if self.model.path and not Path(self.model.path).is_dir():
             raise ConfigError(f"model.path={self.model.path!r}: no such directory (a local HF model folder)")
 
     def _validate_rl(self) -> None:
         rl = self.rl
-        if rl.algo.estimator in ("grpo", "dr_grpo", "rloo") and rl.algo.group_size < 2:
+        need = ESTIMATORS[rl.algo.estimator].min_group_size
+        if rl.algo.group_size < need:
             raise ConfigError(
-                f"rl.algo.group_size={rl.algo.group_size}: {rl.algo.estimator} compares answers within a group; use 2 or more"
+                f"rl.algo.group_size={rl.algo.group_size}: the {rl.algo.estimator} estimator compares answers "
+                f"within a group; use {need} or more"
             )
-        for key in ("steps", "prompts_per_step"):
-            if getattr(rl, key) < 1:
-                raise ConfigError(f"rl.{key}={getattr(rl, key)}: must be at least 1")
-        for key in (
-            "rollout.num_workers",
-            "learner.num_workers",
-            "learner.micro_batch_size",
-            "learner.inner_epochs",
-        ):
-            section, name = key.split(".")
-            if getattr(getattr(rl, section), name) < 1:
-                raise ConfigError(f"rl.{key}={getattr(getattr(rl, section), name)}: must be at least 1")
-        per_step = rl.prompts_per_step * rl.algo.group_size
-        share = rl.learner.num_workers * rl.learner.micro_batch_size
-        if per_step % share:
+        rw = rl.reward
+        if rw.length_weight != 0 and rw.length_target <= 0:
             raise ConfigError(
-                f"rl.prompts_per_step * rl.algo.group_size = {per_step} samples per step must split evenly into "
-                f"rl.learner.num_workers * rl.learner.micro_batch_size = {share}; change one of those keys"
+                f"rl.reward.length_target={rw.length_target}: must be a positive number of characters "
+                f"when rl.reward.length_weight={rw.length_weight} is set"
             )
         for key in ("policy_model", "reward_model"):
             value = getattr(rl, key)
@@ -84,21 +66,32 @@ class Config:
             raise ConfigError(
                 "rl.sync=nccl needs GPU learners (rl.learner.num_gpus > 0); use rl.sync=gloo or object_store on CPU"
             )
-        if rl.learner.lora.enabled and rl.learner.zero_stage == 3:
+
+    def _validate_learner(self) -> None:
+        rl, lc = self.rl, self.rl.learner
+        n = rl.prompts_per_step * rl.algo.group_size
+        if n % (lc.num_workers * lc.micro_batch_size):
             raise ConfigError(
-                "rl.learner.lora.enabled with rl.learner.zero_stage=3 is not supported; use zero_stage=2"
+                f"the learner splits rl.prompts_per_step * rl.algo.group_size = {rl.prompts_per_step} * "
+                f"{rl.algo.group_size} = {n} samples per step over rl.learner.num_workers={lc.num_workers} ranks "
+                f"in micro-batches of rl.learner.micro_batch_size={lc.micro_batch_size}; {n} must be a multiple "
+                f"of {lc.num_workers} * {lc.micro_batch_size}: change one of these four settings"
+            )
+        if lc.lora.enabled and lc.zero_stage == 3:
+            raise ConfigError(
+                "rl.learner.lora.enabled with rl.learner.zero_stage=3 is not supported: merging the adapter "
+                "for weight sync needs the full base weights on rank 0; use zero_stage=2 (LoRA leaves little "
+                "optimizer state to shard) or disable LoRA"
             )
 
     def _validate_serve(self) -> None:
         sv = self.serve
-        for key in ("port", "num_replicas", "min_replicas", "max_replicas", "max_num_seqs", "max_n"):
-            if getattr(sv, key) < 1:
-                raise ConfigError(f"serve.{key}={getattr(sv, key)}: must be at least 1")
         if sv.autoscaling and sv.min_replicas > sv.max_replicas:
             raise ConfigError(f"serve.min_replicas={sv.min_replicas} > serve.max_replicas={sv.max_replicas}")
-        if not 1 <= sv.default_max_tokens <= sv.max_tokens_limit:
+        if sv.default_max_tokens > sv.max_tokens_limit:
             raise ConfigError(
-                f"serve.default_max_tokens={sv.default_max_tokens}: between 1 and serve.max_tokens_limit"
+                f"serve.default_max_tokens={sv.default_max_tokens}: at most "
+                f"serve.max_tokens_limit={sv.max_tokens_limit}"
             )
         if sv.model and not Path(sv.model).is_dir():
             raise ConfigError(f"serve.model={sv.model!r}: no such directory (a local HF model folder)")

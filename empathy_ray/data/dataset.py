@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
-from empathy_ray.config import DataConfig
 from empathy_ray.data.io import read_pairs, read_posts
 from empathy_ray.data.records import Post, PreferencePair
 from empathy_ray.data.samples import load_sample_pairs, load_sample_posts
 from empathy_ray.data.splits import split_of
 
 HELD_OUT = ("val", "test")
+
+
+class DataConfig(Protocol):
+    """What these functions read: the `data` config section (empathy_ray.config.DataConfig), named
+    structurally because data/ sits below config/ in the layers."""
+
+    posts: str
+    pairs: str
+    split_fractions: tuple[float, float, float]
+    split_seed: int
+    min_answer_chars: int
 
 
 def load_posts(cfg: DataConfig) -> list[Post]:

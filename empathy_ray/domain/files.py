@@ -93,3 +93,19 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def weights_digest(model_dir: str | os.PathLike[str]) -> str:
+    """SHA-256 over a saved model's weight files (name and bytes, in name order).
+
+    Two runs that claim the same result can be compared bit for bit: equal digests mean equal weights.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for file in sorted(Path(model_dir).glob("*.safetensors")):
+        h.update(file.name.encode())
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]

@@ -1,9 +1,7 @@
 """The evaluation posts and every system's answers to them.
 
 All systems answer the same posts with the same sampling seed, so their differences come from the
-models alone. Each model generates in its own Ray task (one worker process per model, `max_calls=1`):
-a vLLM engine is started once per model and its process exits afterwards, so engines never pile up in
-one process and the driver never imports vLLM.
+models alone. Each model generates in its own Ray task (`runtime.generation_task`).
 """
 
 from __future__ import annotations
@@ -18,6 +16,8 @@ from empathy_ray.data import dataset
 from empathy_ray.data.records import Post
 from empathy_ray.domain import coe
 from empathy_ray.domain.safety import assess
+from empathy_ray.modeling.generation import Sampling
+from empathy_ray.runtime.generation_task import answer_posts
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,6 @@ def select_posts(cfg: Config) -> list[EvalPost]:
     return [EvalPost.from_post(p) for p in posts]
 
 
-def _generate_task(model_dir: str, texts: list[str], max_prompt_tokens: int, ev: dict) -> list[str]:
-    """Runs in a Ray worker: the model's own tokenizer builds the prompts, then one batched generate."""
-    from transformers import AutoTokenizer
-
-    from empathy_ray.modeling.chat import prompt_ids
-    from empathy_ray.modeling.generation import generate
-    from empathy_ray.runtime.process import setup_process
-
-    setup_process()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = [prompt_ids(tokenizer, t, max_prompt_tokens) for t in texts]
-    outs = generate(model_dir, prompts, ev["max_new_tokens"], ev["temperature"], ev["seed"], ev["engine"])
-    return [o.text for o in outs]
-
-
 def generate_answers(
     cfg: Config, models: dict[str, Path], posts: list[EvalPost]
 ) -> tuple[dict[str, list[str]], dict[str, float]]:
@@ -80,15 +65,17 @@ def generate_answers(
         if not (Path(model_dir) / "config.json").is_file():
             raise ConfigError(f"model {name!r}: no HF model at {model_dir} (config.json missing)")
     gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-    task = ray.remote(num_cpus=1, num_gpus=gpus, max_calls=1)(_generate_task)
-    ev = {k: getattr(cfg.eval, k) for k in ("max_new_tokens", "temperature", "seed", "engine")}
+    ev = cfg.eval
+    sampling = Sampling(ev.max_new_tokens, ev.temperature)
     texts = [p.text for p in posts]
     completions: dict[str, list[str]] = {}
     seconds: dict[str, float] = {}
     for name, model_dir in models.items():
         t0 = time.perf_counter()
         log.info("eval: %s generates %d answers (engine %s)", name, len(posts), cfg.eval.engine)
-        completions[name] = ray.get(task.remote(str(model_dir), texts, cfg.data.max_prompt_tokens, ev))
+        completions[name] = answer_posts(
+            str(model_dir), texts, cfg.data.max_prompt_tokens, sampling, ev.engine, ev.seed, num_gpus=gpus
+        )
         seconds[name] = round(time.perf_counter() - t0, 2)
     return completions, seconds
 

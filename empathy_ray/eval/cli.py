@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from empathy_ray.config import ConfigError, load_config
+from empathy_ray.runtime.run_dir import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def eval_main(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, overrides)
         models = parse_models(args.model)
-        out = Path(args.out) if args.out else cfg.run.dir / "eval"
+        out = Path(args.out) if args.out else RunLayout.of(cfg).eval_dir
         run_eval(cfg, models, out, Path(args.rm) if args.rm else None)
     except ConfigError as e:
         log.error("%s", e)

@@ -16,6 +16,7 @@ from typing import Any
 
 from empathy_ray.domain.coe import LAYER_TITLES, LAYERS
 from empathy_ray.domain.files import atomic_write_text
+from empathy_ray.runtime.run_dir import RunLayout
 from empathy_ray.runtime.tracking import read_metrics
 
 # stage -> (title, [(metrics key, label)]): the curves worth seeing, each in its own panel
@@ -59,14 +60,14 @@ def _png(fig) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _curves(run_dir: Path, stage: str) -> str:
+def _curves(layout: RunLayout, stage: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     title, wanted = CURVES[stage]
-    path = run_dir / stage / "metrics.jsonl"
+    path = layout.metrics(stage)
     rows = read_metrics(path) if path.is_file() else []
     panels = [
         (key, label, [(r["step"], r[key]) for r in rows if isinstance(r.get(key), int | float)])
@@ -160,9 +161,9 @@ def _human(eval_dir: Path, eval_result: dict) -> str:
     return _markdown("\n".join(parts)) if parts else '<p class="note">No reviewer rankings yet.</p>'
 
 
-def _coe_viewer(eval_dir: Path, run_dir: Path) -> str:
+def _coe_viewer(layout: RunLayout) -> str:
     """Sample posts with every system's layers and reply in one row each."""
-    path = eval_dir / "answers.jsonl"
+    path = layout.eval_dir / "answers.jsonl"
     if path.is_file():
         rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()][
             :SAMPLE_POSTS
@@ -171,7 +172,7 @@ def _coe_viewer(eval_dir: Path, run_dir: Path) -> str:
     else:  # no eval yet: the SFT stage's held-out samples
         from empathy_ray.domain import coe
 
-        path = run_dir / "sft" / "eval_samples.json"
+        path = layout.sft_samples
         if not path.is_file():
             return '<p class="note">No answers to show (no eval/answers.jsonl or sft/eval_samples.json).</p>'
         raw = json.loads(path.read_text(encoding="utf-8"))[:SAMPLE_POSTS]
@@ -207,16 +208,14 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"report: no run folder {run_dir}")
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    eval_dir = run_dir / "eval"
+    layout = RunLayout(run_dir)
+    summary = json.loads(layout.summary.read_text(encoding="utf-8")) if layout.summary.is_file() else {}
+    eval_dir = layout.eval_dir
     eval_result = (
-        json.loads((eval_dir / "eval.json").read_text(encoding="utf-8"))
-        if (eval_dir / "eval.json").is_file()
-        else None
+        json.loads(layout.eval_json.read_text(encoding="utf-8")) if layout.eval_json.is_file() else None
     )
     sections = [
-        ("Training curves", "\n".join(_curves(run_dir, stage) for stage in CURVES)),
+        ("Training curves", "\n".join(_curves(layout, stage) for stage in CURVES)),
         ("Where the time went", _timings(summary, eval_result)),
     ]
     if eval_result is not None:
@@ -224,13 +223,13 @@ def write_report(run_dir: Path) -> Path:
         sections.append(("Evaluation", _markdown(md) + _human(eval_dir, eval_result)))
     else:
         sections.append(("Evaluation", '<p class="note">No eval in this run (empathy-ray eval ...).</p>'))
-    sections.append(("CoE viewer", _coe_viewer(eval_dir, run_dir)))
+    sections.append(("CoE viewer", _coe_viewer(layout)))
     body = "\n".join(f"<h2>{html.escape(t)}</h2>\n{content}" for t, content in sections)
     page = (
         f'<!doctype html>\n<html lang="zh"><head><meta charset="utf-8"><title>empathy-ray run {html.escape(run_dir.name)}</title>'
         f"<style>{_CSS}</style></head><body>\n<h1>Run {html.escape(run_dir.name)}</h1>\n"
         f'<p class="note">{html.escape(str(run_dir.resolve()))}</p>\n{body}\n</body></html>\n'
     )
-    out = run_dir / "report.html"
+    out = layout.report
     atomic_write_text(out, page)
     return out

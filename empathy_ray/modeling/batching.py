@@ -26,6 +26,19 @@ def pad_batch(seqs: list[list[int]], pad_id: int, pad_left: bool = False) -> tor
     return out
 
 
+def pad_with_mask(
+    seqs: list[list[int]], pad_id: int, left: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n, width] ids padded with `pad_id` (right, or left for generation) and the [n, width] long
+    attention mask that is 1 on each row's real tokens."""
+    ids = pad_batch(seqs, pad_id, pad_left=left)
+    width = ids.shape[1]
+    lengths = torch.tensor([len(s) for s in seqs])[:, None]
+    cols = torch.arange(width)[None, :]
+    mask = cols >= width - lengths if left else cols < lengths
+    return ids, mask.long()
+
+
 @dataclass
 class ResponseBatch:
     """Right-padded prompt+response rows and where each response token's prediction sits.
@@ -48,17 +61,17 @@ class ResponseBatch:
 
 def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> ResponseBatch:
     seqs = [list(p) + list(r) for p, r in pairs]
-    width = max(len(s) for s in seqs)
+    input_ids, attention_mask = pad_with_mask(seqs, pad_id)
+    width = input_ids.shape[1]
     resp = max(1, max(len(r) for _, r in pairs))
-    lengths = torch.tensor([len(s) for s in seqs])
     prompt_lens = torch.tensor([len(p) for p, _ in pairs])[:, None]
     j = torch.arange(resp)[None, :]
     labels = torch.full((len(pairs), resp), -100, dtype=torch.long)
     for row, (_, r) in enumerate(pairs):
         labels[row, : len(r)] = torch.tensor(r, dtype=torch.long)
     return ResponseBatch(
-        input_ids=pad_batch(seqs, pad_id),
-        attention_mask=(torch.arange(width)[None, :] < lengths[:, None]).long(),
+        input_ids=input_ids,
+        attention_mask=attention_mask,
         positions=(prompt_lens - 1 + j).clamp(max=width - 1),
         labels=labels,
         mask=labels >= 0,

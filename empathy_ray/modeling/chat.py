@@ -19,10 +19,6 @@ SYSTEM_PROMPT = (
 )
 
 
-def messages_for(post_text: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": post_text}]
-
-
 def prompt_ids(
     tokenizer: PreTrainedTokenizerBase, post_text: str, max_tokens: int | None = None
 ) -> list[int]:
@@ -46,8 +42,16 @@ def prompt_ids(
 
 
 def _encode_prompt(tokenizer: PreTrainedTokenizerBase, post_text: str) -> list[int]:
-    out = tokenizer.apply_chat_template(messages_for(post_text), add_generation_prompt=True, tokenize=True)
-    return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+    return encode_messages(tokenizer, [{"role": "user", "content": post_text}])
+
+
+def encode_messages(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of a conversation, ending with the assistant header. The CoE system prompt the model
+    was trained with goes first unless the conversation brings its own system message."""
+    if not messages or messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, *messages]
+    out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
 def target_text(layers: dict[str, str] | None, answer: str) -> str:

@@ -1,7 +1,16 @@
-"""Batch generation from a saved model: vLLM by default, transformers `generate` only when named.
+"""The one way to generate from a saved model: a generator built once, on vLLM or transformers.
 
-Used for held-out evaluation (SFT validity, the eval suite). The RL rollout workers hold their own
-long-lived vLLM engine; `vllm_engine` is the one place that knows how to start one on CPU or GPU.
+vLLM is the engine; transformers `generate` runs only when named. Rollout workers, SFT validity and
+the eval suite all get the same `Completion`, whatever the engine:
+- `token_ids` are exactly the generated tokens, including the final stop token when generation
+  stopped on one: the learner must be taught to stop, so EOS is a token it gets credit for.
+- `text` is those tokens decoded without special tokens: what a reader sees.
+- `logprobs[t]` (when asked for) is the logprob of `token_ids[t]` under the distribution it was
+  sampled from (after temperature and top-p), so at temperature 1 and top-p 1 it is log_softmax.
+- `finish_reason` is "stop" (a stop token: the tokenizer's EOS or any EOS in the generation
+  config) or "length" (`max_new_tokens` reached).
+Sampling is seeded per prompt; the n samples of a prompt are drawn from that one seed (vLLM seeds
+sample j with seed + j; transformers seeds a whole chunk of prompts with its first prompt's seed).
 """
 
 from __future__ import annotations
@@ -9,18 +18,35 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 Engine = Literal["vllm", "transformers"]
+_HF_SCORES_BUDGET = 1 << 30  # bytes of fp32 scores transformers `generate` may hold per call
 
 
 @dataclass
 class Completion:
-    text: str
+    """One generated answer (see the module docstring for what each field holds)."""
+
     token_ids: list[int]
-    logprobs: list[float] | None = None  # sampling logprob of each generated token
+    logprobs: list[float] | None
+    text: str
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to draw: greedy when `temperature` is 0; no top-k on either engine."""
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    logprobs: bool = False  # return each generated token's sampling logprob
 
 
 def _cpu_only() -> bool:
@@ -53,7 +79,7 @@ def vllm_engine(
 ):
     """Start a vLLM `LLM` in this process. On CPU: in-process engine, eager mode, small KV cache."""
     if _cpu_only():
-        # In-process: ~3 s to start instead of 25-60 s (ENVIRONMENT.md).
+        # In-process: ~3 s to start instead of 25-60 s with a separate engine process.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         kw = {**cpu_engine_kwargs(), **kw}
     from vllm import LLM
@@ -69,59 +95,125 @@ def vllm_engine(
     return llm
 
 
-def generate(
-    model_dir: str,
-    prompts: list[list[int]],
-    max_new_tokens: int,
-    temperature: float = 0.0,
-    seed: int = 0,
-    engine: Engine = "vllm",
-) -> list[Completion]:
-    """One completion per prompt (greedy when temperature is 0)."""
-    log.info("generation engine: %s, %d prompts, model %s", engine, len(prompts), model_dir)
-    if engine == "vllm":
+class VllmGenerator:
+    """A long-lived vLLM engine; `llm` stays reachable for weight updates (rollout workers)."""
+
+    def __init__(self, model_dir: str, seed: int = 0, max_model_len: int = 2048, **engine_kw):
+        self.llm = vllm_engine(model_dir, seed=seed, max_model_len=max_model_len, **engine_kw)
+
+    def sample(
+        self, prompts: list[list[int]], sampling: Sampling, n: int, seeds: list[int]
+    ) -> list[list[Completion]]:
+        """`n` completions for each prompt, in sample order; prompt i is seeded with seeds[i]."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        llm = vllm_engine(model_dir, seed=seed)
-        params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=seed)
-        outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
-        return [Completion(text=o.outputs[0].text, token_ids=list(o.outputs[0].token_ids)) for o in outs]
-    if engine == "transformers":
-        return _hf_generate(model_dir, prompts, max_new_tokens, temperature, seed)
-    raise ValueError(f"unknown generation engine {engine!r}: use 'vllm' or 'transformers'")
-
-
-def _hf_generate(model_dir, prompts, max_new_tokens, temperature, seed) -> list[Completion]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from empathy_ray.modeling.batching import pad_batch
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    torch.manual_seed(seed)
-    out: list[Completion] = []
-    for i in range(0, len(prompts), 16):
-        chunk = prompts[i : i + 16]
-        ids = pad_batch(chunk, tok.pad_token_id, pad_left=True)
-        mask = (
-            torch.arange(ids.shape[1])[None, :]
-            >= (ids.shape[1] - torch.tensor([len(p) for p in chunk]))[:, None]
-        ).long()
-        with torch.no_grad():
-            gen = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=temperature > 0,
-                temperature=temperature if temperature > 0 else None,
-                top_p=None,
-                top_k=0 if temperature > 0 else None,  # transformers would apply top-k 50 otherwise
-                pad_token_id=tok.pad_token_id,
+        params = [
+            SamplingParams(
+                n=n,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                logprobs=0 if sampling.logprobs else None,  # 0: only the sampled token's logprob
+                seed=s,
             )
-        for row in gen[:, ids.shape[1] :].tolist():
-            if tok.eos_token_id in row:
-                row = row[: row.index(tok.eos_token_id)]
-            out.append(Completion(text=tok.decode(row, skip_special_tokens=True), token_ids=row))
-    return out
+            for s in seeds
+        ]
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        return [
+            [_from_vllm(c, sampling.logprobs) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs
+        ]
+
+
+def _from_vllm(c, with_logprobs: bool) -> Completion:
+    ids = list(c.token_ids)
+    lps = [c.logprobs[t][tok].logprob for t, tok in enumerate(ids)] if with_logprobs else None
+    return Completion(ids, lps, c.text, c.finish_reason or "")
+
+
+class HfGenerator:
+    """transformers `generate` with vLLM's conventions: every EOS of the tokenizer and the generation
+    config stops a row, and the stop token is kept."""
+
+    def __init__(self, model_dir: str):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = "auto" if self.device.type == "cuda" else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+        self.tok = AutoTokenizer.from_pretrained(model_dir)
+        eos = self.model.generation_config.eos_token_id
+        self.stop_ids = {self.tok.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+
+    def sample(
+        self, prompts: list[list[int]], sampling: Sampling, n: int, seeds: list[int]
+    ) -> list[list[Completion]]:
+        """`n` completions for each prompt; prompts go in chunks whose scores fit `_HF_SCORES_BUDGET`."""
+        row_bytes = self.model.config.vocab_size * sampling.max_new_tokens * 4 * n
+        chunk = max(1, _HF_SCORES_BUDGET // row_bytes)
+        groups: list[list[Completion]] = []
+        for start in range(0, len(prompts), chunk):
+            groups += self._sample_chunk(prompts[start : start + chunk], sampling, n, seeds[start])
+        return groups
+
+    def _sample_chunk(
+        self, prompts: list[list[int]], sampling: Sampling, n: int, seed: int
+    ) -> list[list[Completion]]:
+        import torch
+
+        from empathy_ray.modeling.batching import pad_with_mask
+
+        ids, mask = pad_with_mask(prompts, self.pad_id, left=True)
+        greedy = sampling.temperature <= 0
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            out = self.model.generate(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                do_sample=not greedy,
+                temperature=None if greedy else sampling.temperature,
+                top_p=None if greedy else sampling.top_p,
+                top_k=None if greedy else 0,  # not transformers' default top-k of 50: vLLM has none
+                num_return_sequences=n,
+                max_new_tokens=sampling.max_new_tokens,
+                eos_token_id=sorted(self.stop_ids),
+                pad_token_id=self.pad_id,
+                output_scores=sampling.logprobs,  # processed scores: after temperature and top-p, like vLLM's
+                return_dict_in_generate=True,
+            )
+        new = out.sequences[:, ids.shape[1] :]  # [len(prompts) * n, T]: each prompt's n rows in a row
+        chosen = None
+        if sampling.logprobs:
+            logprobs = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1)
+            chosen = logprobs.gather(-1, new[..., None]).squeeze(-1)  # [len(prompts) * n, T]
+        rows = [
+            self._completion(new[r].tolist(), None if chosen is None else chosen[r]) for r in range(len(new))
+        ]
+        return [rows[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _completion(self, toks: list[int], logprobs: torch.Tensor | None) -> Completion:
+        """Cut a row after its first stop token (the rest is padding)."""
+        stop = next((t for t, tok in enumerate(toks) if tok in self.stop_ids), None)
+        n = len(toks) if stop is None else stop + 1
+        return Completion(
+            toks[:n],
+            None if logprobs is None else logprobs[:n].tolist(),
+            self.tok.decode(toks[:n], skip_special_tokens=True),
+            "length" if stop is None else "stop",
+        )
+
+
+Generator = VllmGenerator | HfGenerator
+
+
+def make_generator(model_dir: str, engine: Engine = "vllm", seed: int = 0, **vllm_kw) -> Generator:
+    """The generator for `engine`; `seed` and `vllm_kw` are vLLM engine arguments."""
+    log.info("generation engine: %s, model %s", engine, model_dir)
+    if engine == "vllm":
+        return VllmGenerator(model_dir, seed=seed, **vllm_kw)
+    if engine == "transformers":
+        return HfGenerator(model_dir)
+    raise ValueError(f"unknown generation engine {engine!r}: use 'vllm' or 'transformers'")

@@ -32,13 +32,9 @@ def load_reward_model(model_dir: str, dtype=None):
 
 def score(model, seqs: list[list[int]], pad_id: int):
     """Scalar reward per sequence (right-padded; the head reads the last real token)."""
-    import torch
-
-    from empathy_ray.modeling.batching import pad_batch
+    from empathy_ray.modeling.batching import pad_with_mask
 
     device = next(model.parameters()).device
-    ids = pad_batch(seqs, pad_id).to(device)
-    lengths = torch.tensor([len(s) for s in seqs], device=device)
-    mask = (torch.arange(ids.shape[1], device=device)[None, :] < lengths[:, None]).long()
-    logits = model(input_ids=ids, attention_mask=mask).logits  # (B, 1)
+    ids, mask = pad_with_mask(seqs, pad_id)
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (B, 1)
     return logits[:, 0].float()

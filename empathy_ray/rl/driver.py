@@ -1,18 +1,17 @@
-"""The GRPO driver: owns the algorithm and the data cursor, no model.
+"""The GRPO driver: owns the algorithm and the data cursor; the roles own the models.
 
-One step reads like the algorithm box of DESIGN.md:
-  sample B prompts -> rollout workers return B*G answers (load-balanced, streamed with ray.wait)
-  -> reward actor and reference actor score them concurrently -> group-normalised advantages
-  -> learner update -> weight sync to the rollout workers -> metrics and checkpoint.
+One step, as `run_step` reads:
+  sample B prompts -> the rollout workers return B*G answers -> the reward actor and the reference
+  actor score them side by side -> group-normalised advantages (after the KL penalty when
+  rl.algo.kl_in=reward) -> learner update -> weight sync to the rollout workers -> metrics.
+Every role is reached through `Roles` (empathy_ray/actors/roles.py): this module makes no Ray call.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,8 +20,10 @@ from typing import Any
 
 import torch
 
-from empathy_ray.algo import approx_kl, compute_advantages
-from empathy_ray.config import Config
+from empathy_ray.actors.roles import Roles
+from empathy_ray.algo import compute_advantages, kl_penalised_rewards
+from empathy_ray.config import AlgoConfig, Config
+from empathy_ray.domain import coe
 from empathy_ray.domain.files import atomic_dir
 from empathy_ray.domain.rollouts import Sample, Scored
 from empathy_ray.runtime import checkpoint
@@ -72,6 +73,28 @@ def checked_advantages(
     return adv, None if torch.isfinite(adv).all() else f"advantages {adv.tolist()}"
 
 
+def kl_penalised(rewards: torch.Tensor, scored: list[Scored], algo: AlgoConfig) -> torch.Tensor:
+    """rl.algo.kl_in=reward: each reward minus kl_coef x its answer's summed KL to the reference
+    (an answer without reference log-probs has none)."""
+    lengths = [len(s.ref_logprobs) for s in scored]
+    logp = torch.zeros(len(scored), max(lengths, default=0))  # [N, T], zero past each answer's end
+    ref = torch.zeros_like(logp)
+    for i, s in enumerate(scored):
+        logp[i, : lengths[i]] = torch.tensor(s.sample.logprobs[: lengths[i]])
+        ref[i, : lengths[i]] = torch.tensor(s.ref_logprobs)
+    mask = torch.arange(logp.shape[1])[None, :] < torch.tensor(lengths)[:, None]
+    return kl_penalised_rewards(rewards, logp, ref, mask, algo.kl_coef, algo.kl_kind)
+
+
+def train_item(s: Scored) -> dict[str, Any]:
+    return {
+        "prompt_ids": s.sample.prompt_ids,
+        "response_ids": s.sample.response_ids,
+        "advantage": s.advantage,
+        "ref_logprobs": s.ref_logprobs,
+    }
+
+
 @dataclass
 class StepTimer:
     """Wall seconds per phase of one step."""
@@ -88,9 +111,9 @@ class StepTimer:
 
 
 class GRPODriver:
-    """Creates the role actors and runs GRPO steps. `roles` is a `Roles` (see empathy_ray.actors.roles)."""
+    """Runs GRPO steps over `prompts` with the actors of `roles`; metrics go to `run_dir`."""
 
-    def __init__(self, cfg: Config, run_dir: Path, prompts: list[Prompt], roles) -> None:
+    def __init__(self, cfg: Config, run_dir: Path, prompts: list[Prompt], roles: Roles) -> None:
         self.cfg, self.rl = cfg, cfg.rl
         self.dir = run_dir
         self.prompts = prompts
@@ -108,27 +131,8 @@ class GRPODriver:
         batch = [self.prompts[i] for i in self.cursor.take(self.rl.prompts_per_step, len(self.prompts))]
         with timer("rollout"):
             samples = self.rollout(batch)
-        # reward and reference run concurrently: each phase's time is from submission to its result
-        scored, reward_terms, timer.phases["reward"], timer.phases["reference"] = self.score(batch, samples)
-        rewards = torch.tensor([s.reward for s in scored], dtype=torch.float64)
-        if self.rl.algo.kl_in == "reward" and self.rl.algo.kl_coef > 0:
-            rewards = rewards - self.rl.algo.kl_coef * torch.tensor([self._seq_kl(s) for s in scored])
-        adv, bad = checked_advantages(rewards, self.rl.algo.estimator, self.rl.algo.group_size)
-        stats: dict[str, float] = {"train/skipped": float(bad is not None)}
-        if bad:
-            self.roles.counters["skipped_nonfinite"] += 1
-            self.nonfinite_in_row += 1
-            log.warning("step %d: non-finite %s; update skipped", self.step + 1, bad)
-        else:
-            self.nonfinite_in_row = 0
-            for s, a in zip(scored, adv.tolist(), strict=True):
-                s.advantage = a
-            with timer("train"):
-                stats |= self.roles.learners.train_step([self._train_item(s) for s in scored])
-            # the learner skips micro-batches whose loss is not finite (all ranks together) and says so
-            self.roles.counters["skipped_nonfinite_loss"] += int(stats.get("train/skipped_microbatches", 0))
-            with timer("sync"):
-                stats |= self.roles.sync_weights(version=self.step + 1)
+        scored, reward_terms = self.score(batch, samples, timer)
+        stats = self.update(scored, timer)
         self.step += 1
         metrics = self._metrics(scored, reward_terms, stats, timer, time.perf_counter() - t_step)
         self.writer.log(self.step, metrics)
@@ -138,118 +142,65 @@ class GRPODriver:
                 f"were skipped (rl.max_nonfinite_steps={self.rl.max_nonfinite_steps}); check the reward "
                 "model and the reward weights, or lower rl.learner.lr if the policy diverged"
             )
-        log.info(
-            "step %d: reward %.3f (format %.2f), kl %.4f, loss %.4f | rollout %.1fs reward %.1fs ref %.1fs "
-            "train %.1fs sync %.2fs",
-            self.step,
-            metrics["reward/total_mean"],
-            metrics.get("reward/format_mean", float("nan")),
-            metrics.get("train/kl", 0.0),
-            metrics.get("train/policy_loss", float("nan")),
-            timer.phases.get("rollout", 0),
-            timer.phases.get("reward", 0),
-            timer.phases.get("reference", 0),
-            timer.phases.get("train", 0),
-            timer.phases.get("sync", 0),
-        )
+        self._log_step(metrics, timer)
         return metrics
 
     def rollout(self, batch: list[Prompt], step: int | None = None) -> list[Sample]:
-        """Dispatch one chunk of prompts per rollout worker; stream results back with `ray.wait`.
-
-        One chunk each keeps every vLLM call as large as it can be (chunk x G sequences decoded
-        together): an actor runs its calls one after another, so two half-size chunks cost two full
-        decode loops (demo recipe: rollout 3.2-4.5 s per step with two chunks, 1.5-1.9 s with one).
-        A worker that dies mid-step is restarted by Ray (max_restarts) with its original weights,
-        so the current weights are published again and its chunk re-queued: the step still ends
-        with exactly B*G samples, none duplicated.
-        """
-        import ray
-        from ray.exceptions import RayActorError
-
+        """G answers per prompt of `batch`, drawn with the sampling seeds of `step` (default: this one).
+        A rollout worker that dies mid-step is replaced and its prompts sampled again (Roles.generate)."""
         G = self.rl.algo.group_size
         step = self.step if step is None else step
-        workers = self.roles.rollout_workers
-        size = max(1, math.ceil(len(batch) / len(workers)))
-        queue = deque(range(0, len(batch), size))  # chunk start offsets
-        pending: dict[Any, tuple[int, int]] = {}  # ref -> (worker index, chunk start)
-        load = [0] * len(workers)
-        done: dict[int, list[Sample]] = {}
-
-        def submit() -> None:
-            while queue:
-                w = min(range(len(workers)), key=lambda i: load[i])
-                if load[w] >= 2:
-                    return
-                start = queue.popleft()
-                prompts = [p.ids for p in batch[start : start + size]]
-                pending[workers[w].generate.remote(prompts, G, step, start)] = (w, start)
-                load[w] += 1
-
-        submit()
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            w, start = pending.pop(ready[0])
-            load[w] -= 1
-            try:
-                done[start] = ray.get(ready[0])
-            except RayActorError as e:
-                self.roles.counters["rollout_redispatched"] += 1
-                log.warning(
-                    "rollout worker %d died on prompts %d+ (%s); re-syncing and re-dispatching", w, start, e
-                )
-                self.roles.resync_weights()
-                queue.append(start)
-            submit()
-        samples = [s for start in sorted(done) for s in done[start]]
+        samples = self.roles.generate([p.ids for p in batch], G, step).result()
         uids = [s.uid for s in samples]
         assert len(samples) == len(batch) * G and len(set(uids)) == len(uids), "lost or duplicated samples"
         return samples
 
-    def score(self, batch: list[Prompt], samples: list[Sample]):
-        """Reward and reference scoring, submitted together so they run concurrently."""
-        import ray
-
-        posts = [batch[s.prompt_index].text for s in samples]
-        texts = [s.text for s in samples]
+    def score(
+        self, batch: list[Prompt], samples: list[Sample], timer: StepTimer
+    ) -> tuple[list[Scored], dict[str, list[float]]]:
+        """Reward and reference scoring, submitted together so they run side by side; each phase's time
+        runs from the submission to its result. The reward is retried on timeout (never silently zero)."""
         t0 = time.perf_counter()
-        ref_ref = None
+        ref = None
         if self.rl.algo.kl_coef > 0 or self.roles.always_reference:
-            ref_ref = self.roles.reference.logprobs.remote([(s.prompt_ids, s.response_ids) for s in samples])
-        # The reward is retried on timeout (never silently zero) while the reference runs alongside.
-        terms = self.roles.score_rewards(posts, texts)
-        t_reward = time.perf_counter() - t0
-        ref_lp = ray.get(ref_ref) if ref_ref is not None else [[] for _ in samples]
-        t_ref = time.perf_counter() - t0
+            ref = self.roles.ref_logprobs([(s.prompt_ids, s.response_ids) for s in samples])
+        posts = [batch[s.prompt_index].text for s in samples]
+        terms = self.roles.score(posts, [s.text for s in samples]).result()
+        timer.phases["reward"] = time.perf_counter() - t0
+        ref_lp = ref.result() if ref is not None else [[] for _ in samples]
+        timer.phases["reference"] = time.perf_counter() - t0
         scored = [
-            Scored(
-                sample=s,
-                reward=terms["total"][i],
-                terms={k: v[i] for k, v in terms.items()},
-                ref_logprobs=ref_lp[i],
-            )
+            Scored(s, terms["total"][i], {k: v[i] for k, v in terms.items()}, ref_logprobs=ref_lp[i])
             for i, s in enumerate(samples)
         ]
-        return scored, terms, t_reward, t_ref
+        return scored, terms
 
-    def _seq_kl(self, s: Scored) -> float:
-        if not s.ref_logprobs:
-            return 0.0
-        lp, ref = torch.tensor(s.sample.logprobs), torch.tensor(s.ref_logprobs)
-        return float(approx_kl(lp, ref, kind=self.rl.algo.kl_kind).sum())
-
-    @staticmethod
-    def _train_item(s: Scored) -> dict[str, Any]:
-        return {
-            "prompt_ids": s.sample.prompt_ids,
-            "response_ids": s.sample.response_ids,
-            "advantage": s.advantage,
-            "ref_logprobs": s.ref_logprobs,
-        }
+    def update(self, scored: list[Scored], timer: StepTimer) -> dict[str, float]:
+        """Advantages, one learner update and the weight sync. A step whose rewards or advantages are
+        not finite is skipped (warned, counted) and leaves every weight alone."""
+        algo = self.rl.algo
+        rewards = torch.tensor([s.reward for s in scored], dtype=torch.float64)
+        if algo.kl_in == "reward" and algo.kl_coef > 0:
+            rewards = kl_penalised(rewards, scored, algo)
+        adv, bad = checked_advantages(rewards, algo.estimator, algo.group_size)
+        if bad:
+            self.roles.counters["skipped_nonfinite"] += 1
+            self.nonfinite_in_row += 1
+            log.warning("step %d: non-finite %s; update skipped", self.step + 1, bad)
+            return {"train/skipped": 1.0}
+        self.nonfinite_in_row = 0
+        for s, a in zip(scored, adv.tolist(), strict=True):
+            s.advantage = a
+        stats = {"train/skipped": 0.0}
+        with timer("train"):
+            stats |= self.roles.train([train_item(s) for s in scored]).result()
+        # the learner skips micro-batches whose loss is not finite (all ranks together) and says so
+        self.roles.counters["skipped_nonfinite_loss"] += int(stats.get("train/skipped_microbatches", 0))
+        with timer("sync"):
+            stats |= self.roles.sync(version=self.step + 1).result()
+        return stats
 
     def _metrics(self, scored, terms, stats, timer: StepTimer, wall: float) -> dict[str, Any]:
-        from empathy_ray.domain import coe
-
         m: dict[str, Any] = {}
         for k, v in terms.items():
             t = torch.tensor(v, dtype=torch.float64)
@@ -257,12 +208,10 @@ class GRPODriver:
             m[f"reward/{k}_std"] = float(t.std()) if len(v) > 1 else 0.0
         lengths = [len(s.sample.response_ids) for s in scored]
         m["rollout/response_len_mean"] = sum(lengths) / len(lengths)
-        m["rollout/answer_chars_mean"] = sum(len(coe.parse(s.sample.text).answer) for s in scored) / len(
-            scored
-        )
-        m["rollout/format_valid"] = sum(1 for s in scored if coe.format_reward(s.sample.text) == 1.0) / len(
-            scored
-        )
+        answers = [coe.parse(s.sample.text).answer for s in scored]
+        m["rollout/answer_chars_mean"] = sum(len(a) for a in answers) / len(scored)
+        # the reward's unweighted format term is 1.0 exactly when the completion is valid CoE
+        m["rollout/format_valid"] = sum(v == 1.0 for v in terms["format"]) / len(scored)
         m["rollout/tokens_per_s"] = sum(lengths) / max(timer.phases.get("rollout", 1e-9), 1e-9)
         m["rollout/samples"] = len(scored)
         m["rollout/weight_version"] = min(s.sample.weight_version for s in scored)
@@ -272,6 +221,18 @@ class GRPODriver:
         m["time/step_s"] = wall
         m |= {f"counters/{k}": v for k, v in self.roles.counters.items()}
         return m
+
+    def _log_step(self, metrics: dict[str, Any], timer: StepTimer) -> None:
+        log.info(
+            "step %d: reward %.3f (format %.2f), kl %.4f, loss %.4f | rollout %.1fs reward %.1fs ref %.1fs "
+            "train %.1fs sync %.2fs",
+            self.step,
+            metrics["reward/total_mean"],
+            metrics.get("reward/format_mean", float("nan")),
+            metrics.get("train/kl", 0.0),
+            metrics.get("train/policy_loss", float("nan")),
+            *(timer.phases.get(p, 0) for p in ("rollout", "reward", "reference", "train", "sync")),
+        )
 
     # -- checkpoints (empathy_ray.runtime.checkpoint says what they hold) -------------------------------
 
@@ -295,7 +256,7 @@ class GRPODriver:
         self.nonfinite_in_row = state["nonfinite_in_row"]
         self.roles.counters.clear()
         self.roles.counters.update(state["counters"])
-        self.roles.sync_weights(version=self.step)
+        self.roles.sync(version=self.step).result()
         self.writer.close()  # steps logged after the checkpoint are about to run again
         dropped = checkpoint.drop_metrics_after(self.dir / "metrics.jsonl", self.step)
         self.writer = MetricsWriter(self.dir)

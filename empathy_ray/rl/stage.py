@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -13,6 +14,7 @@ from empathy_ray.config import Config, ConfigError
 from empathy_ray.data import dataset
 from empathy_ray.domain.files import atomic_write_text
 from empathy_ray.rl.driver import GRPODriver, Prompt
+from empathy_ray.runtime.run_dir import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,24 @@ def build_prompts(cfg: Config, model_dir: str, splits: tuple[str, ...]) -> list[
     return [Prompt(p.id, p.text, prompt_ids(tok, p.text, cfg.data.max_prompt_tokens)) for p in posts]
 
 
-def evaluate(driver: GRPODriver, prompts: list[Prompt], tag: int) -> dict[str, float]:
-    """Held-out prompts through the current policy (sampled like training), scored by the reward actor."""
-    samples = driver.rollout(prompts, step=tag)
+# Sampling seeds come from (run seed, step, prompt index). Training steps are numbered from 0, so the
+# two held-out evaluations take seed spaces no training step can have: their samples never repeat a
+# training step's, and the same run draws the same held-out answers before and after a resume.
+HELD_OUT_BEFORE = -1
+HELD_OUT_AFTER = -2
+
+
+def evaluate(driver: GRPODriver, prompts: list[Prompt], seed_space: int) -> dict[str, Any]:
+    """Held-out prompts through the current policy (sampled like training), scored by the reward actor;
+    `seed_space` is HELD_OUT_BEFORE or HELD_OUT_AFTER."""
+    samples = driver.rollout(prompts, step=seed_space)
     posts = [prompts[s.prompt_index].text for s in samples]
-    terms = driver.roles.score_rewards(posts, [s.text for s in samples])
+    terms = driver.roles.score(posts, [s.text for s in samples]).result()
     out = {f"{k}_mean": sum(v) / len(v) for k, v in terms.items()}
     out["response_len_mean"] = sum(len(s.response_ids) for s in samples) / len(samples)
+    # the sampled token ids, hashed: two runs drew the same answers exactly when the digests agree
+    tokens = json.dumps([s.response_ids for s in samples]).encode()
+    out["samples_sha256"] = hashlib.sha256(tokens).hexdigest()[:16]
     return out
 
 
@@ -61,7 +74,7 @@ def _held_out_before(driver: GRPODriver, held: list[Prompt], out_dir: Path, resu
         return json.loads(path.read_text(encoding="utf-8"))
     if not held or resumed:
         return {}
-    before = evaluate(driver, held, tag=-1)
+    before = evaluate(driver, held, HELD_OUT_BEFORE)
     atomic_write_text(path, json.dumps(before))
     return before
 
@@ -74,7 +87,8 @@ def run_rl(
     held = build_prompts(cfg, policy, dataset.HELD_OUT)[: cfg.rl.eval_prompts]
     if not train_prompts:
         raise ConfigError("data: no training prompts for RL (check data.posts and data.split_fractions)")
-    out_dir = run_dir / "rl"
+    layout = RunLayout(run_dir)
+    out_dir = layout.stage_dir("rl")
     t0 = time.perf_counter()
     roles = Roles.create(cfg, policy, rm)
     driver = GRPODriver(cfg, out_dir, train_prompts, roles)
@@ -82,8 +96,8 @@ def run_rl(
         resumed = resume and driver.resume()
         before = _held_out_before(driver, held, out_dir, resumed)
         history = driver.train(cfg.rl.steps)
-        after = evaluate(driver, held, tag=-2) if held else {}
-        final = driver.export_policy(out_dir / "model")
+        after = evaluate(driver, held, HELD_OUT_AFTER) if held else {}
+        final = driver.export_policy(layout.rl_model)
     finally:
         driver.writer.close()
         roles.shutdown()

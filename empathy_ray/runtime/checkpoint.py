@@ -7,7 +7,7 @@
 Rollout sampling needs no saved state: each request is seeded from (run seed, step, prompt index) and
 vLLM seeds its sample j with that seed + j, so the same weights draw the same tokens after a resume.
 
-A checkpoint is filled in a temporary folder and renamed into place (io_utils.atomic_dir): a crash
+A checkpoint is filled in a temporary folder and renamed into place (domain.files.atomic_dir): a crash
 mid-write leaves the previous checkpoint, and only complete `step_<k>` folders are ever resumed from.
 """
 

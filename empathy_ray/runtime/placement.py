@@ -1,19 +1,19 @@
 """Placing a role's actors together and giving a torch.distributed group its rendezvous.
 
-A multi-rank role (the learner group) needs all its ranks scheduled at once, or none: a placement
-group reserves every bundle atomically, so two half-placed groups cannot deadlock each other.
+Every role reserves one bundle per actor in one placement group (`reserve`; empathy_ray.actors.group
+starts the actors in it): a multi-rank role is scheduled all at once or not at all, so two
+half-placed groups cannot deadlock each other, and a restarted actor comes back in its own bundle.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+import uuid
 from typing import Any
 
 import ray
 from ray.actor import ActorHandle
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from empathy_ray.config import ActorResources
 
@@ -29,7 +29,8 @@ def reserve(role: str, count: int, res: ActorResources, timeout_s: float) -> Pla
     """A PACK placement group of `count` identical bundles, ready; raises when the cluster cannot
     hold it within `timeout_s` (and removes the pending request, so it does not hold resources later)."""
     bundles = [bundle(res) for _ in range(count)]
-    pg = placement_group(bundles, strategy="PACK", name=f"empathy-ray-{role}")
+    # named for `ray list placement-groups`; unique, since a name can be held by one live group only
+    pg = placement_group(bundles, strategy="PACK", name=f"empathy-ray-{role}-{uuid.uuid4().hex[:8]}")
     try:
         ray.get(pg.ready(), timeout=timeout_s)
     except ray.exceptions.GetTimeoutError:
@@ -37,34 +38,10 @@ def reserve(role: str, count: int, res: ActorResources, timeout_s: float) -> Pla
         raise RuntimeError(
             f"could not place the {role}: {count} bundles of {bundles[0]} (strategy PACK) did not fit within "
             f"{timeout_s:g} s; cluster total {ray.cluster_resources()}, available now {ray.available_resources()}. "
-            f"Lower rl.{role}.num_workers or rl.{role}.num_cpus / num_gpus / resources, free what other roles "
-            "hold, or add nodes that carry these resources"
+            f"Lower {f'rl.{role}.num_workers or ' if count > 1 else ''}rl.{role}.num_cpus / num_gpus / "
+            "resources, free what other roles hold, or add nodes that carry these resources"
         ) from None
     return pg
-
-
-def start_ranks(
-    cls: type, role: str, count: int, res: ActorResources, args: Callable[[int], tuple], timeout_s: float
-) -> tuple[list[ActorHandle], PlacementGroup]:
-    """`count` actors of `cls`, rank r in bundle r of one fresh placement group, built with `args(r)`."""
-    pg = reserve(role, count, res, timeout_s)
-    remote = ray.remote(cls)
-    actors = [
-        remote.options(
-            num_cpus=res.num_cpus,
-            num_gpus=res.num_gpus,
-            resources=dict(res.resources),
-            scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=r),
-        ).remote(*args(r))
-        for r in range(count)
-    ]
-    return actors, pg
-
-
-def stop_ranks(actors: list[ActorHandle], pg: PlacementGroup) -> None:
-    for actor in actors:
-        ray.kill(actor)
-    remove_placement_group(pg)
 
 
 def rendezvous(actors: list[ActorHandle]) -> tuple[str, int, list[int]]:

@@ -1,4 +1,8 @@
-"""What each pipeline stage asks of the cluster, checked before anything starts.
+"""One resource vocabulary for every stage and role, checked before anything starts.
+
+A `Demand` is `count` identical actors (Ray Train workers, RL role actors, Serve replicas), each
+asking for CPUs, GPUs and custom node resources (e.g. `rollout_node: 1`, declared on node types in
+cluster.yaml, so a role lands on the machines meant for it). Each config section builds its own.
 
 Stages run one after another and hand their resources back in between, so each stage must fit the
 cluster on its own: every single actor on one node, and each resource summed over the stage's
@@ -8,41 +12,56 @@ at start-up and against the node types of `cluster.yaml` in a test of the cluste
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
+from dataclasses import dataclass, field
 
-from empathy_ray.config import ActorResources, Config, ConfigError
+from empathy_ray.config import ActorResources, ConfigError, RLConfig, ServeConfig, TrainerConfig
 
-Demands = dict[str, tuple[dict[str, float], int]]  # config key -> (one actor's resources, count)
-
-
-def _demand(res: ActorResources) -> dict[str, float]:
-    d = {"CPU": float(res.num_cpus), **{k: float(v) for k, v in res.resources.items()}}
-    if res.num_gpus:
-        d["GPU"] = float(res.num_gpus)
-    return d
+log = logging.getLogger(__name__)
 
 
-def stage_demands(cfg: Config, stage: str) -> Demands:
-    """The actors a stage starts at once (eval's generation tasks run one model at a time: 1 CPU)."""
-    if stage in ("sft", "rm"):
-        tc = cfg.sft if stage == "sft" else cfg.rm
-        one = {"CPU": float(tc.cpus_per_worker), **({"GPU": 1.0} if tc.use_gpu else {})}
-        return {f"{stage}.num_workers": (one, tc.num_workers)}
-    if stage == "rl":
-        rl = cfg.rl
-        return {
-            "rl.rollout": (_demand(rl.rollout), rl.rollout.num_workers),
-            "rl.learner": (_demand(rl.learner), rl.learner.num_workers),
-            "rl.reward": (_demand(rl.reward), 1),
-            "rl.reference": (_demand(rl.reference), 1),
-        }
-    if stage == "serve":
-        sv = cfg.serve
-        one = {"CPU": float(sv.num_cpus), **({"GPU": float(sv.num_gpus)} if sv.num_gpus else {})}
-        return {"serve": (one, sv.max_replicas if sv.autoscaling else sv.num_replicas)}
-    if stage == "eval":
-        return {"eval": ({"CPU": 1.0}, 1)}
-    raise ValueError(f"unknown stage {stage!r}")
+@dataclass(frozen=True)
+class Demand:
+    count: int  # identical actors started at once
+    cpus: float
+    gpus: float = 0.0
+    resources: dict[str, float] = field(default_factory=dict)  # custom node resources per actor
+
+    @classmethod
+    def of_actor(cls, res: ActorResources, count: int = 1) -> Demand:
+        """An RL role: its section says what one actor needs; the count comes from the role."""
+        return cls(count, float(res.num_cpus), float(res.num_gpus), dict(res.resources))
+
+    @classmethod
+    def of_trainer(cls, tc: TrainerConfig) -> Demand:
+        """SFT / RM: Ray Train workers with one whole GPU each when use_gpu."""
+        return cls(tc.num_workers, float(tc.cpus_per_worker), 1.0 if tc.use_gpu else 0.0, dict(tc.resources))
+
+    @classmethod
+    def of_serve(cls, sv: ServeConfig) -> Demand:
+        """Serve replicas: as many as autoscaling may start."""
+        count = sv.max_replicas if sv.autoscaling else sv.num_replicas
+        return cls(count, float(sv.num_cpus), float(sv.num_gpus), dict(sv.resources))
+
+    def bundle(self) -> dict[str, float]:
+        """One actor's request in Ray's words; zero amounts are left out (Ray rejects a 0 entry)."""
+        wanted = {"CPU": self.cpus, "GPU": self.gpus, **self.resources}
+        return {name: float(amount) for name, amount in wanted.items() if amount > 0}
+
+
+Demands = dict[str, Demand]  # config key (named in errors) -> what it starts
+
+
+def rl_role_demands(rl: RLConfig) -> Demands:
+    """Every RL role's actors: they all run at once during GRPO."""
+    return {
+        "rl.rollout": Demand.of_actor(rl.rollout, rl.rollout.num_workers),
+        "rl.learner": Demand.of_actor(rl.learner, rl.learner.num_workers),
+        "rl.reward": Demand.of_actor(rl.reward),
+        "rl.reference": Demand.of_actor(rl.reference),
+    }
 
 
 def check_fits(demands: Demands, nodes: list[dict[str, float]], what: str) -> None:
@@ -51,31 +70,47 @@ def check_fits(demands: Demands, nodes: list[dict[str, float]], what: str) -> No
     for node in nodes:
         totals.update(node)
     need: Counter[str] = Counter()
-    for key, (one, count) in demands.items():
+    for key, demand in demands.items():
+        one = demand.bundle()
         if not any(all(node.get(r, 0.0) >= v for r, v in one.items()) for node in nodes):
             raise ConfigError(
                 f"{key}: one actor needs {one}, but no node offers that "
                 f"(nodes: {[{k: v for k, v in n.items() if k in one} for n in nodes]}); "
-                f"lower {key}.num_cpus/num_gpus/resources or add a node type that has them in cluster.yaml"
+                f"lower what {key} asks per actor (CPUs, GPUs, resources) or add a node type that has them "
+                "in cluster.yaml"
             )
         for r, v in one.items():
-            need[r] += v * count
+            need[r] += v * demand.count
     short = {r: (v, totals.get(r, 0.0)) for r, v in need.items() if v > totals.get(r, 0.0) + 1e-9}
     if short:
         detail = ", ".join(f"{r}: needs {v:g}, cluster has {h:g}" for r, (v, h) in short.items())
         keys = " / ".join(demands)
         raise ConfigError(
-            f"{what} together need more than the cluster has ({detail}); lower the counts or "
-            f"num_cpus/num_gpus of {keys}, or start more nodes"
+            f"{what} together need more than the cluster has ({detail}); lower the counts or the "
+            f"per-actor CPUs/GPUs/resources of {keys}, or start more nodes"
         )
-
-
-def check_stages(cfg: Config, stages: list[str], nodes: list[dict[str, float]]) -> None:
-    for stage in stages:
-        check_fits(stage_demands(cfg, stage), nodes, f"the {stage} stage's actors")
 
 
 def cluster_nodes() -> list[dict[str, float]]:
     import ray
 
     return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+
+
+def free_resources() -> dict[str, float]:
+    """CPUs and GPUs nobody holds right now."""
+    import ray
+
+    return {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+
+
+def wait_released(before: dict[str, float], timeout_s: float = 60.0) -> dict[str, float]:
+    """Wait until what a stage held (Ray Train workers, RL actors, eval tasks) is free again."""
+    deadline = time.monotonic() + timeout_s
+    now = free_resources()
+    while any(now.get(k, 0.0) < v - 1e-6 for k, v in before.items()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = free_resources()
+    if any(now.get(k, 0.0) < v - 1e-6 for k, v in before.items()):
+        log.warning("resources not released after %gs: free %s, before the stage %s", timeout_s, now, before)
+    return now

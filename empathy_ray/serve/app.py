@@ -103,6 +103,7 @@ def build_app(cfg: ServeConfig, model_dir: Path, api_key: str):
         "ray_actor_options": {
             "num_cpus": cfg.num_cpus,
             "num_gpus": cfg.num_gpus,
+            "resources": dict(cfg.resources),
             "runtime_env": {"env_vars": worker_env()},
         },
     }

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from empathy_ray.config import Config
+from empathy_ray.runtime.run_dir import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,14 @@ def resolve_model(cfg: Config) -> Path:
     """serve.model, else the run's GRPO output, else its SFT output."""
     if cfg.serve.model:
         return Path(cfg.serve.model)
-    for stage in ("rl", "sft"):
-        path = cfg.run.dir.resolve() / stage / "model"
+    layout = RunLayout.of(cfg)
+    candidates = (layout.rl_model, layout.sft_model)
+    for path in candidates:
         if (path / "config.json").exists():
             return path
     raise FileNotFoundError(
-        f"nothing to serve: serve.model is empty and {cfg.run.dir}/rl/model and {cfg.run.dir}/sft/model do not "
-        "exist; pass --model DIR or run the pipeline first"
+        f"nothing to serve: serve.model is empty and {' and '.join(map(str, candidates))} do not exist; "
+        "pass --model DIR or run the pipeline first"
     )
 
 

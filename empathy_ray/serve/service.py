@@ -23,7 +23,7 @@ from typing import Any
 from empathy_ray.config import ServeConfig
 from empathy_ray.domain import coe
 from empathy_ray.domain.safety import SafetyAssessment, SafetyConfig, assess, compose_reply
-from empathy_ray.modeling.chat import SYSTEM_PROMPT
+from empathy_ray.modeling.chat import encode_messages
 from empathy_ray.serve import protocol as P
 from empathy_ray.serve.streaming import CoEStream
 
@@ -68,11 +68,7 @@ class ChatService:
 
     def prompt_ids(self, req: P.ChatRequest) -> list[int]:
         """The chat prompt; the CoE system prompt the model was trained with unless the client sent one."""
-        messages = req.messages
-        if messages[0]["role"] != "system":
-            messages = [{"role": "system", "content": SYSTEM_PROMPT}, *messages]
-        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = list(out["input_ids"] if hasattr(out, "keys") else out)
+        ids = encode_messages(self.tokenizer, req.messages)
         if len(ids) + req.max_tokens > self.cfg.max_model_len:
             raise P.ApiError(
                 400,

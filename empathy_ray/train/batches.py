@@ -13,8 +13,8 @@ def corrupt_inputs(ids, labels, protected, rate: float, vocab_size: int, generat
     Why: a tiny model that memorises its replies predicts the closing CoE tags from the memorised
     words, so on an unseen post, where the words drift between remembered replies, it closes the
     wrong layer. With noisy inputs it has to track the structure (the tag it is inside) instead.
-    Measured on the demo model (450 steps, 17 held-out posts, greedy): CoE validity 0.41 without
-    noise, 0.82 with rate 0.15. Tags and EOS (`protected`) are never replaced.
+    On the demo model it doubles held-out CoE validity (benchmarks/results/sft-input-noise.md).
+    Tags and EOS (`protected`) are never replaced.
     """
     import torch
 

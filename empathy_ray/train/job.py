@@ -19,6 +19,8 @@ from typing import Any
 
 from empathy_ray.config import Config, TrainerConfig
 from empathy_ray.domain.files import atomic_dir
+from empathy_ray.runtime.resources import Demand
+from empathy_ray.runtime.run_dir import RunLayout
 from empathy_ray.runtime.tracking import MetricsWriter
 
 log = logging.getLogger(__name__)
@@ -80,18 +82,17 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     tc = job.trainer
-    run_dir = cfg.run.dir.resolve()
-    resources = {"CPU": tc.cpus_per_worker}
-    if tc.use_gpu:
-        resources["GPU"] = 1
+    layout = RunLayout.of(cfg)
     trainer = TorchTrainer(
         job.loop,
         train_loop_config={"cfg": cfg, "base_model": str(Path(job.base_model).resolve())},
         scaling_config=ScalingConfig(
-            num_workers=tc.num_workers, use_gpu=tc.use_gpu, resources_per_worker=resources
+            num_workers=tc.num_workers,
+            use_gpu=tc.use_gpu,
+            resources_per_worker=Demand.of_trainer(tc).bundle(),
         ),
         torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
-        run_config=RunConfig(name=f"{cfg.run.name}-{job.name}", storage_path=str(run_dir / "ray_train")),
+        run_config=RunConfig(name=f"{cfg.run.name}-{job.name}", storage_path=str(layout.ray_train)),
     )
     log.info(
         "%s: Ray Train TorchTrainer, %d workers (%s), DeepSpeed ZeRO-%d%s",
@@ -110,7 +111,7 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
     with result.checkpoint.as_directory() as ckpt, atomic_dir(out_dir) as tmp:
         shutil.copytree(ckpt, tmp, dirs_exist_ok=True)
     history = result.metrics.get("history", [])
-    writer = MetricsWriter(run_dir / job.name)
+    writer = MetricsWriter(layout.stage_dir(job.name))
     for row in history:
         writer.log(row["step"], {k: v for k, v in row.items() if k != "step"})
     writer.close()

@@ -9,14 +9,14 @@ same chat prompt as the policy, followed by the reply text.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from empathy_ray.config import Config
 from empathy_ray.data import dataset
+from empathy_ray.domain.files import weights_digest
 from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids, score
-from empathy_ray.train import batches
+from empathy_ray.train import batches, loop
 from empathy_ray.train.job import TrainJob, WorkerContext, run_train_job
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def rm_loss(r_chosen, r_rejected, margin: float = 0.0, contrastive_weight: float
 
 
 def _rm_loop(config: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker."""
     import torch
 
     from empathy_ray.train.engine import apply_lora, init_engine
@@ -64,52 +65,25 @@ def _rm_loop(config: dict[str, Any]) -> None:
     cfg: Config = config["cfg"]
     tc = cfg.rm
     ctx = WorkerContext()
-    torch.manual_seed(cfg.run.seed)
+    torch.manual_seed(cfg.run.seed)  # the scalar head is initialised at random
     tokenizer, model = load_reward_model(config["base_model"])
     train, held = _pairs(cfg, tokenizer)
     shard = batches.Shard(train, tc.micro_batch_size)
-    total_steps = max(1, shard.num_batches(ctx.world) // tc.grad_accum) * tc.epochs
     model = apply_lora(model, tc.lora, "SEQ_CLS")
-    engine = init_engine(model, tc, total_steps)
+    engine = init_engine(model, tc, loop.total_steps(shard, tc, ctx.world))
     pad = tokenizer.pad_token_id
 
-    history: list[dict[str, Any]] = []
-    window_loss, window_acc, step, t0 = [], [], 0, time.perf_counter()
-    bar = ctx.progress(total_steps, "RM")
-    for epoch in range(tc.epochs):
-        engine.train()
-        for batch in shard.batches(epoch, cfg.run.seed, ctx.rank, ctx.world):
-            r = score(engine, [c for c, _ in batch] + [rj for _, rj in batch], pad)
-            rc, rr = r[: len(batch)], r[len(batch) :]
-            loss = rm_loss(rc, rr, tc.margin, tc.contrastive_weight)
-            engine.backward(loss)
-            boundary = engine.is_gradient_accumulation_boundary()
-            engine.step()
-            window_loss.append(loss.item())
-            window_acc.append((rc > rr).float().mean().item())
-            if not boundary:
-                continue
-            step += 1
-            bar.update(1)
-            if step % tc.log_every == 0 or step == total_steps:
-                loss_avg, acc = ctx.mean(
-                    [sum(window_loss) / len(window_loss), sum(window_acc) / len(window_acc)]
-                )
-                history.append(
-                    {
-                        "step": step,
-                        "epoch": epoch,
-                        "train/loss": loss_avg,
-                        "train/accuracy": acc,
-                        "train/lr": engine.get_lr()[0],
-                        "train/pairs_per_s": ctx.sum([len(window_loss) * tc.micro_batch_size])[0]
-                        / (time.perf_counter() - t0),
-                    }
-                )
-                bar.set_postfix(loss=f"{loss_avg:.3f}", acc=f"{acc:.2f}")
-                window_loss, window_acc, t0 = [], [], time.perf_counter()
-        history.append({"step": step, "epoch": epoch, **_held_out(engine, held, pad, ctx)})
-    bar.close()
+    def step(batch: list) -> loop.StepResult:
+        rc, rr = _scores(engine, batch, pad)
+        return loop.StepResult(
+            rm_loss(rc, rr, tc.margin, tc.contrastive_weight),
+            means={"train/accuracy": (rc > rr).float().mean().item()},
+            counts={"train/pairs_per_s": len(batch)},
+        )
+
+    history = loop.fit(
+        ctx, engine, shard, tc, cfg.run.seed, step, lambda: _held_out(engine, held, pad, ctx), "RM"
+    )
 
     def skeleton():
         return apply_lora(load_reward_model(config["base_model"])[1], tc.lora, "SEQ_CLS")
@@ -117,19 +91,21 @@ def _rm_loop(config: dict[str, Any]) -> None:
     ctx.finish(engine, skeleton, tokenizer, history)
 
 
-def _held_out(engine, held, pad, ctx) -> dict[str, float]:
-    import torch
+def _scores(engine, batch: list, pad: int):
+    """[B] chosen and [B] rejected rewards of a batch of (chosen ids, rejected ids) pairs, in one forward."""
+    r = score(engine, [c for c, _ in batch] + [rj for _, rj in batch], pad)
+    return r[: len(batch)], r[len(batch) :]
 
-    engine.eval()
+
+def _held_out(engine, held: list, pad: int, ctx: WorkerContext) -> dict[str, float]:
+    """Pairwise accuracy and mean margin over every rank's share of the held-out pairs."""
     mine = held[ctx.rank :: ctx.world]
     correct, margin_sum = 0.0, 0.0
-    with torch.no_grad():
-        for i in range(0, len(mine), 8):
-            batch = mine[i : i + 8]
-            r = score(engine, [c for c, _ in batch] + [rj for _, rj in batch], pad)
-            d = r[: len(batch)] - r[len(batch) :]
-            correct += (d > 0).sum().item()
-            margin_sum += d.sum().item()
+    for i in range(0, len(mine), 8):
+        rc, rr = _scores(engine, mine[i : i + 8], pad)
+        d = rc - rr
+        correct += (d > 0).sum().item()
+        margin_sum += d.sum().item()
     correct, margin_sum, n = ctx.sum([correct, margin_sum, len(mine)])
     return {
         "eval/pairwise_accuracy": correct / max(n, 1),
@@ -146,6 +122,7 @@ def run_rm(cfg: Config, base_model: str | Path, out_dir: str | Path) -> dict[str
     losses = [r["train/loss"] for r in hist if "train/loss" in r]
     summary = {
         "model_dir": str(out_dir),
+        "weights_sha256": weights_digest(out_dir),
         "base_model": str(base_model),
         "pairwise_accuracy": evals[-1]["eval/pairwise_accuracy"] if evals else None,
         "pairwise_accuracy_first_epoch": evals[0]["eval/pairwise_accuracy"] if evals else None,

@@ -1,0 +1,129 @@
+"""`empathy-ray demo` / `sft` / `rm` / `rl` (and jobs/*.py): load the config, run, print the summary.
+
+What is printed is read back from summary.json, so the console shows the same statuses a
+resubmission will act on, including a stage that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from empathy_ray.config import Config, ConfigError, load_config
+from empathy_ray.pipeline.run import read_summary
+from empathy_ray.pipeline.runner import run_pipeline, run_stages
+from empathy_ray.runtime.process import setup_process
+from empathy_ray.runtime.run_dir import RunLayout
+
+log = logging.getLogger(__name__)
+
+# The demo is the default pipeline plus evaluation, and a server that answers two messages and stops.
+DEMO_OVERRIDES = [
+    "pipeline.eval=true",
+    "pipeline.serve=true",
+    "serve.keep_running=false",
+    "serve.smoke_test=true",
+]
+
+
+def _load(args) -> Config | None:
+    setup_process()
+    try:
+        return load_config(args.config, args.overrides)
+    except ConfigError as e:
+        log.error("%s", e)
+        return None
+
+
+def _stage_main(args, stage: str) -> int:
+    """`empathy-ray sft` / `rm`: run that one stage now, whatever the run folder holds."""
+    cfg = _load(args)
+    if cfg is None:
+        return 2
+    summary = run_stages(cfg, [stage])
+    print(json.dumps(summary[stage], ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def sft_main(args) -> int:
+    return _stage_main(args, "sft")
+
+
+def rm_main(args) -> int:
+    return _stage_main(args, "rm")
+
+
+def _pipeline_main(cfg: Config, resume: bool) -> int:
+    """The pipeline, then its summary as summary.json holds it (also when a stage raised)."""
+    try:
+        run_pipeline(cfg, resume=resume)
+    finally:
+        print_summary(read_summary(RunLayout.of(cfg)), RunLayout.of(cfg))
+    return 0
+
+
+def rl_main(args) -> int:
+    """`jobs/rl.py` / `empathy-ray rl`: the whole pipeline as `pipeline.*` configures it."""
+    cfg = _load(args)
+    return 2 if cfg is None else _pipeline_main(cfg, args.resume)
+
+
+def demo_main(args) -> int:
+    args.overrides = [*DEMO_OVERRIDES, *args.overrides]
+    cfg = _load(args)
+    return 2 if cfg is None else _pipeline_main(cfg, False)
+
+
+def _headlines(summary: dict[str, Any]) -> list[str]:
+    """One line per finished training stage, with its headline numbers."""
+    sft, rm, rl = (summary.get(k, {}) for k in ("sft", "rm", "rl"))
+    nan = float("nan")
+    lines = []
+    if sft.get("status") == "done":
+        lines.append(
+            f"SFT : loss {sft.get('loss_first', nan):.3f} -> {sft.get('loss_last', nan):.3f}, "
+            f"held-out CoE validity {sft.get('coe_validity', 0):.2f} ({sft.get('eval_prompts')} prompts, greedy)"
+        )
+    if rm.get("status") == "done":
+        lines.append(
+            f"RM  : held-out pairwise accuracy {rm.get('pairwise_accuracy', 0):.3f} on {rm.get('eval_pairs')} pairs"
+        )
+    if rl.get("status") == "done":
+        b, a = rl.get("held_out_before", {}), rl.get("held_out_after", {})
+        lines.append(
+            f"GRPO: {rl.get('steps')} steps, held-out reward {b.get('total_mean', nan):.3f} -> "
+            f"{a.get('total_mean', nan):.3f}, format {b.get('format_mean', nan):.2f} -> "
+            f"{a.get('format_mean', nan):.2f}, KL {rl.get('kl_last') or 0:.4f}"
+        )
+    return lines
+
+
+def print_summary(summary: dict[str, Any], layout: RunLayout) -> None:
+    print()
+    print(f"run folder: {layout.dir}")
+    for line in _headlines(summary):
+        print(line)
+    for name, e in summary.get("eval", {}).get("systems", {}).items():
+        win = e.get("win@1")
+        print(
+            f"eval: {name:<5} CoE validity {e['coe_validity']:.2f}, RM score {e.get('rm_score') or 0:.3f}"
+            + (f", Win@1 {win:.2f}, mean rank {e['mean_rank']:.2f}" if win is not None else "")
+        )
+    if layout.report.exists():
+        print(f"report : {layout.report}")
+    serve = summary.get("serve", {})
+    if serve.get("status") == "done":
+        print(f"serve  : {serve['url']} ({'running' if serve.get('running') else 'stopped'})")
+    run = summary.get("run", {})
+    for name in run.get("stages", []):
+        rec = summary.get(name, {})
+        if rec.get("status") in ("failed", "running"):
+            error = rec.get("error", {})
+            print(
+                f"{name:<5}: {rec['status']} {error.get('type', '')}: {error.get('message', '')}".rstrip(": ")
+            )
+    ran = run.get("ran", [])
+    print(
+        f"summary: {layout.summary}  (stages run now: {', '.join(ran) or 'none'}; {summary.get('wall_s')} s)"
+    )
