@@ -31,6 +31,17 @@ class Preset:
     kv_heads: int
     intermediate: int
 
+    def architecture(self) -> dict[str, int]:
+        """The Qwen2Config fields this preset sets."""
+        return {
+            "hidden_size": self.hidden,
+            "intermediate_size": self.intermediate,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "num_key_value_heads": self.kv_heads,
+            "head_dim": self.hidden // self.heads,
+        }
+
 
 # head_dim is 64 everywhere: a size every vLLM attention backend (the CPU one included) supports.
 PRESETS: dict[str, Preset] = {
@@ -62,13 +73,8 @@ def build_tiny_model(
     p = PRESETS[preset]
     tokenizer = build_tokenizer(sample_corpus(), vocab_size=vocab_size)
     config = Qwen2Config(
+        **p.architecture(),
         vocab_size=len(tokenizer),
-        hidden_size=p.hidden,
-        intermediate_size=p.intermediate,
-        num_hidden_layers=p.layers,
-        num_attention_heads=p.heads,
-        num_key_value_heads=p.kv_heads,
-        head_dim=p.hidden // p.heads,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.eos_token_id,
