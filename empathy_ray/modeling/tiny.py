@@ -7,6 +7,7 @@ transformers, vLLM and every stage of the pipeline treat it exactly like a real 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,29 +26,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Preset:
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    intermediate: int
+    """Qwen2Config dimensions, under Qwen2Config's own names."""
 
-    def architecture(self) -> dict[str, int]:
-        """The Qwen2Config fields this preset sets."""
-        return {
-            "hidden_size": self.hidden,
-            "intermediate_size": self.intermediate,
-            "num_hidden_layers": self.layers,
-            "num_attention_heads": self.heads,
-            "num_key_value_heads": self.kv_heads,
-            "head_dim": self.hidden // self.heads,
-        }
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    intermediate_size: int
 
 
 # head_dim is 64 everywhere: a size every vLLM attention backend (the CPU one included) supports.
 PRESETS: dict[str, Preset] = {
-    "test": Preset(hidden=64, layers=2, heads=1, kv_heads=1, intermediate=128),
-    "demo": Preset(hidden=128, layers=4, heads=2, kv_heads=1, intermediate=384),
-    "bench": Preset(hidden=768, layers=14, heads=12, kv_heads=2, intermediate=2048),  # ~100M params
+    "test": Preset(64, 2, 1, 1, 128),
+    "demo": Preset(128, 4, 2, 1, 384),
+    "bench": Preset(768, 14, 12, 2, 2048),  # ~100M params
 }
 
 
@@ -73,7 +65,8 @@ def build_tiny_model(
     p = PRESETS[preset]
     tokenizer = build_tokenizer(sample_corpus(), vocab_size=vocab_size)
     config = Qwen2Config(
-        **p.architecture(),
+        **dataclasses.asdict(p),
+        head_dim=p.hidden_size // p.num_attention_heads,
         vocab_size=len(tokenizer),
         max_position_embeddings=2048,
         tie_word_embeddings=True,
