@@ -14,7 +14,7 @@ from empathy_ray.config import Config
 from empathy_ray.pipeline.run import Run
 from empathy_ray.pipeline.stage import Decision, Stage, config_values, extent, fingerprints
 from empathy_ray.pipeline.stages import STAGES
-from empathy_ray.runtime.process import init_ray
+from empathy_ray.runtime.process import host_facts, init_ray
 from empathy_ray.runtime.resources import check_fits, cluster_nodes, free_resources, wait_released
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def run_stages(cfg: Config, names: list[str], resume: bool = False, force: bool 
             report_stale = report_stale or stage.in_report
     finally:
         run.summary["wall_s"] = round(time.perf_counter() - t0, 1)
-        run.record("run", {"dir": str(run.dir), "stages": names, "ran": ran})
+        run.record("run", {"dir": str(run.dir), "stages": names, "ran": ran, "host": host_facts()})
         if report_stale:  # also after a failure: the curves of what did run
             _report(run)
     return run.summary

@@ -77,3 +77,25 @@ def init_ray(cfg: RayConfig) -> bool:
     _started_here = True
     log.info("started local Ray: %s", ray.cluster_resources())
     return False
+
+
+def host_facts() -> dict[str, str]:
+    """What decides the arithmetic of a run on this host (recorded in summary.json): CPU kernels differ
+    between instruction sets (AVX-512 alone or with AMX), so bit-level results can differ between
+    hosts of the same size while two runs on one host agree."""
+    import platform
+
+    import torch
+
+    flags = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        flags = next((ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("flags")), "")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    return {
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_amx": str("amx_tile" in flags.split()),
+        "gpu": gpu,
+    }
