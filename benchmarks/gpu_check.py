@@ -70,7 +70,7 @@ def sft_on_gpu(root: Path) -> dict:
     ray.init(runtime_env={"env_vars": worker_env()}, include_dashboard=False)
     cfg = load_config(
         None,
-        [f"run.output_root={root}", "run.name=gpu", "sft.use_gpu=true", "sft.num_workers=1", "sft.bf16=true",
+        [f"run.output_root={root}", "run.name=gpu", "sft.num_gpus=1", "sft.num_workers=1", "sft.bf16=true",
          "sft.epochs=6", "sft.micro_batch_size=8", "sft.eval_engine=transformers", "sft.eval_prompts=4",
          "sft.eval_max_new_tokens=64"],
     )  # fmt: skip

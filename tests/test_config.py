@@ -68,3 +68,23 @@ def test_parse_override_reads_yaml_scalars():
     assert parse_override("a.b=true") == ("a.b", True)
     assert parse_override("a.b=") == ("a.b", "")
     assert parse_override("run.name=my-run") == ("run.name", "my-run")
+
+
+def test_old_trainer_resource_keys_load_with_a_warning_naming_the_new_key():
+    import warnings
+
+    from empathy_ray.config.aliases import ConfigKeyRenamed
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cfg = load_config(None, ["sft.use_gpu=true", "rm.cpus_per_worker=3", "rm.use_gpu=false"])
+    assert (cfg.sft.num_gpus, cfg.rm.num_cpus, cfg.rm.num_gpus) == (1, 3, 0)
+    messages = sorted(str(w.message) for w in caught if issubclass(w.category, ConfigKeyRenamed))
+    assert len(messages) == 3
+    assert messages[0].startswith("config key rm.cpus_per_worker is renamed to rm.num_cpus")
+    assert "sft.use_gpu=True was read as sft.num_gpus=1" in messages[2]
+
+
+def test_an_old_key_next_to_its_new_name_is_refused():
+    with pytest.raises(ConfigError, match="sft.cpus_per_worker and sft.num_cpus are both set"):
+        load_config(None, ["sft.cpus_per_worker=2", "sft.num_cpus=2"])

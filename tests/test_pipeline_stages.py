@@ -21,7 +21,7 @@ def _prints(*overrides: str) -> dict[str, str]:
     [
         "sft.log_every=7",
         "rm.log_every=1",
-        "sft.cpus_per_worker=3",
+        "sft.num_cpus=3",
         "sft.resources={sft_node: 1}",
         "sft.eval_prompts=4",  # measures the SFT model after training, does not change it
         "rl.reward.timeout_s=5",

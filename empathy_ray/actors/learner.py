@@ -55,7 +55,7 @@ def trainer_config(cfg: RLConfig) -> TrainerConfig:
     lc = cfg.learner
     return TrainerConfig(
         num_workers=lc.num_workers,
-        use_gpu=lc.num_gpus > 0,
+        num_gpus=lc.num_gpus,
         zero_stage=lc.zero_stage,
         bf16=lc.bf16,
         lr=lc.lr,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import yaml
 
+from empathy_ray.config.aliases import apply_renames
 from empathy_ray.config.constraints import violations
 from empathy_ray.config.sections import ConfigError
 from empathy_ray.config.tree import Config
@@ -128,6 +129,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     for ov in overrides:
         _merge(data, *parse_override(ov))
+    apply_renames(data)
     cfg = _build(Config, data)
     problems = list(violations(cfg))
     if problems:

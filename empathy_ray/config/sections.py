@@ -68,9 +68,10 @@ class LoraConfig:
 class TrainerConfig:
     """What SFT and reward-model training share: a Ray Train job of DeepSpeed workers."""
 
+    # Per Ray Train worker, in the vocabulary of every role and of serve (was cpus_per_worker and use_gpu).
     num_workers: int = at_least(1, 2)
-    use_gpu: bool = False
-    cpus_per_worker: int = at_least(1, 1)
+    num_cpus: float = at_least(0, 1)
+    num_gpus: float = at_least(0, 0)  # > 0: NCCL and CUDA; 0: gloo on CPU
     resources: dict[str, float] = field(default_factory=dict)  # custom node resources per worker
     zero_stage: Literal[2, 3] = 2
     bf16: bool = False

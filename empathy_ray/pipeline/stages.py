@@ -22,10 +22,10 @@ from empathy_ray.runtime.resources import Demand, rl_role_demands
 RUN_WIDE_KEYS = ("run.name", "run.output_root", "ray", "pipeline")
 
 # SFT and RM are Ray Train jobs. Placement and logging only: the CPUs and custom resources a worker
-# asks for, and how often it logs. Worker count, use_gpu, zero_stage and bf16 all count: the worker
+# asks for, and how often it logs. Worker count, num_gpus, zero_stage and bf16 all count: the worker
 # count sets the global batch and each rank's data shard, the device and ZeRO stage change the
 # arithmetic (kernels, reduction order, partitioned optimizer), so the weights differ.
-TRAINER_PLACEMENT_AND_LOGGING = ("cpus_per_worker", "resources", "log_every")
+TRAINER_PLACEMENT_AND_LOGGING = ("num_cpus", "resources", "log_every")
 
 # RL roles. Placement only: CPUs, custom node resources, and how often Ray restarts a dead actor
 # (its call is re-sent and gives the same answer). num_gpus counts: 0 or not picks CPU or CUDA

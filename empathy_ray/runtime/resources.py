@@ -36,8 +36,8 @@ class Demand:
 
     @classmethod
     def of_trainer(cls, tc: TrainerConfig) -> Demand:
-        """SFT / RM: Ray Train workers with one whole GPU each when use_gpu."""
-        return cls(tc.num_workers, float(tc.cpus_per_worker), 1.0 if tc.use_gpu else 0.0, dict(tc.resources))
+        """SFT / RM: the Ray Train workers."""
+        return cls(tc.num_workers, float(tc.num_cpus), float(tc.num_gpus), dict(tc.resources))
 
     @classmethod
     def of_serve(cls, sv: ServeConfig) -> Demand:

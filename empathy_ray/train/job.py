@@ -83,22 +83,23 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
 
     tc = job.trainer
     layout = RunLayout.of(cfg)
+    gpu = tc.num_gpus > 0
     trainer = TorchTrainer(
         job.loop,
         train_loop_config={"cfg": cfg, "base_model": str(Path(job.base_model).resolve())},
         scaling_config=ScalingConfig(
             num_workers=tc.num_workers,
-            use_gpu=tc.use_gpu,
+            use_gpu=gpu,
             resources_per_worker=Demand.of_trainer(tc).bundle(),
         ),
-        torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         run_config=RunConfig(name=f"{cfg.run.name}-{job.name}", storage_path=str(layout.ray_train)),
     )
     log.info(
         "%s: Ray Train TorchTrainer, %d workers (%s), DeepSpeed ZeRO-%d%s",
         job.name,
         tc.num_workers,
-        "GPU/nccl" if tc.use_gpu else "CPU/gloo",
+        "GPU/nccl" if gpu else "CPU/gloo",
         tc.zero_stage,
         ", LoRA" if tc.lora.enabled else "",
     )
