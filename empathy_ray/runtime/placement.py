@@ -16,19 +16,13 @@ from ray.actor import ActorHandle
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 
 from empathy_ray.config import ActorResources
-
-
-def bundle(res: ActorResources) -> dict[str, float]:
-    """One actor's reservation: CPUs, GPUs and custom node resources; zero amounts are left out
-    (Ray rejects a bundle entry of 0)."""
-    wanted = {"CPU": res.num_cpus, "GPU": res.num_gpus, **res.resources}
-    return {name: float(amount) for name, amount in wanted.items() if amount > 0}
+from empathy_ray.runtime.resources import Demand
 
 
 def reserve(role: str, count: int, res: ActorResources, timeout_s: float) -> PlacementGroup:
     """A PACK placement group of `count` identical bundles, ready; raises when the cluster cannot
     hold it within `timeout_s` (and removes the pending request, so it does not hold resources later)."""
-    bundles = [bundle(res) for _ in range(count)]
+    bundles = [Demand.of_actor(res).bundle()] * count
     # named for `ray list placement-groups`; unique, since a name can be held by one live group only
     pg = placement_group(bundles, strategy="PACK", name=f"empathy-ray-{role}-{uuid.uuid4().hex[:8]}")
     try:
