@@ -104,7 +104,9 @@ def _summary(tmp_path: Path) -> dict:
 
 def test_a_killed_job_resubmitted_reuses_sft_rm_and_resumes_grpo(ray_head, tiny_model_dir, tmp_path):
     ray_bin, url, env = ray_head
-    overrides = _small(tmp_path, tiny_model_dir, "rl.steps=10", "rl.checkpoint_every=1")
+    # 40 short steps, every checkpoint kept: the job is still in GRPO when step 1's checkpoint appears
+    steps = ["rl.steps=40", "rl.checkpoint_every=1", "rl.keep_checkpoints=40"]
+    overrides = _small(tmp_path, tiny_model_dir, *steps)
     proc = _submit(ray_head, overrides, "--no-wait")
     job_id = re.search(r"raysubmit_\w+", proc.stdout + proc.stderr).group(0)
     first_ckpt = tmp_path / "demo" / "rl" / "checkpoints" / "step_000001"
@@ -124,11 +126,11 @@ def test_a_killed_job_resubmitted_reuses_sft_rm_and_resumes_grpo(ray_head, tiny_
     summary = _summary(tmp_path)
     assert summary["run"]["ran"] == ["rl"], "SFT and RM outputs match their config and are reused"
     assert (tmp_path / "demo" / "sft" / "model" / "config.json").stat().st_mtime_ns == sft_stamp
-    assert summary["rl"]["resumed"] is True and summary["rl"]["steps"] == 10
+    assert summary["rl"]["resumed"] is True and summary["rl"]["steps"] == 40
     steps = [
         json.loads(x)["step"] for x in (tmp_path / "demo" / "rl" / "metrics.jsonl").read_text().splitlines()
     ]
-    assert steps == list(range(1, 11)), f"resumed after step {done_steps}: one row per step, none twice"
+    assert steps == list(range(1, 41)), f"resumed after step {done_steps}: one row per step, none twice"
 
 
 def test_one_submission_runs_sft_rm_grpo_and_serves(ray_head, tiny_model_dir, tmp_path):
