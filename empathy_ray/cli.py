@@ -34,6 +34,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("empathy_ray.eval.cli", "eval_main", "automatic metrics and Win@K of models on held-out posts"),
     "rank-ui": ("empathy_ray.eval.cli", "rank_ui_main", "web page for clinicians to rank eval answers"),
     "report": ("empathy_ray.eval.cli", "report_main", "write runs/<run>/report.html"),
+    "safety eval": (
+        "empathy_ray.eval.safety",
+        "safety_eval_main",
+        "recall and false alarms of the crisis guard on a labelled set",
+    ),
     "serve": (
         "empathy_ray.serve.cli",
         "serve_main",
@@ -92,8 +97,17 @@ def _tiny_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _rl_args(p: argparse.ArgumentParser) -> None:
+def _pipeline_args(p: argparse.ArgumentParser) -> None:
     _add_config_args(p)
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Ray, vLLM and DeepSpeed output live (tracking.verbose=true); else it goes to <run>/logs/",
+    )
+
+
+def _rl_args(p: argparse.ArgumentParser) -> None:
+    _pipeline_args(p)
     p.add_argument("--resume", action="store_true", help="continue GRPO from the run's last checkpoint")
 
 
@@ -111,9 +125,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 _ARGS = {
     "serve": _serve_args,
+    "demo": _pipeline_args,
+    "sft": _pipeline_args,
+    "rm": _pipeline_args,
     "rl": _rl_args,
     "eval": _eval_args("add_eval_args"),
     "rank-ui": _eval_args("add_rank_ui_args"),
+    "safety eval": lambda p: importlib.import_module("empathy_ray.eval.safety").add_safety_eval_args(p),
     "report": _eval_args("add_report_args"),
     "coe check": _coe_check_args,
     "data validate": _data_validate_args,

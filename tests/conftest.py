@@ -17,6 +17,7 @@ from tests.helpers import REPO, short_run_overrides
 
 os.environ.setdefault("EMPATHY_RAY_CACHE", str(REPO / ".cache" / "test"))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("WANDB_MODE", "offline")  # tracker tests keep W&B runs in the run folder
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +41,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from empathy_ray.modeling.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-test", preset="test", seed=0)
+
+
+@pytest.fixture(scope="session")
+def hub_models() -> dict[str, Path]:
+    """Qwen2.5- and Llama-3-layout folders with the cl100k vocabulary (tests/hub_models.py): built
+    once into the test cache (~10 s), reused by later sessions."""
+    from tests.hub_models import BUILDERS, build
+
+    root = Path(os.environ["EMPATHY_RAY_CACHE"]) / "hub-models"
+    return {kind: build(kind, root) for kind in BUILDERS}
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def short_run_overrides(output_root: Path, model_dir: Path, *extra: str) -> list
         f"run.output_root={output_root}",
         "run.name=t",
         f"model.path={model_dir}",
-        "data.max_prompt_tokens=96",
+        "data.max_prompt_tokens=128",
         "data.max_response_tokens=160",
         "sft.epochs=2",
         "sft.eval_prompts=4",
@@ -40,6 +40,7 @@ LENGTH_RULE = [
     "rl.reward.format_weight=0",
     "rl.reward.length_weight=1",
     "rl.reward.length_target=20",
+    "rl.reward.safety_weight=0",  # a constant -2 on crisis prompts would only shift the batch means
 ]
 
 
@@ -96,3 +97,21 @@ def capture_rollouts(driver) -> list[tuple[list, list]]:
 
     driver.rollout = recording
     return seen
+
+
+def run_cluster_script(script: str, out_dir: Path, *args: str, timeout: int = 900) -> dict:
+    """Run `script` (python -c) in a fresh process with its own simulated Ray cluster and return the
+    JSON it wrote to out_dir/result.json. A file, not stdout: Ray workers' log lines are interleaved
+    into the process's stdout. A process holds one Ray connection, hence the subprocess."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAY_ADDRESS": ""}  # never the session's cluster
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+    result_file = out_dir / "result.json"
+    assert proc.returncode == 0 and result_file.exists(), proc.stdout[-3000:] + proc.stderr[-5000:]
+    return json.loads(result_file.read_text())

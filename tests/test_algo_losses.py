@@ -8,7 +8,16 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from empathy_ray.algo import aggregate, approx_kl, masked_mean, masked_sum, policy_loss
+from empathy_ray.algo import (
+    agg_weight,
+    aggregate,
+    approx_kl,
+    logprobs_from_logits,
+    masked_mean,
+    masked_sum,
+    policy_loss,
+    tempered,
+)
 
 NAN = float("nan")
 
@@ -190,3 +199,51 @@ def test_stats_are_detached_scalars_and_inputs_are_validated():
         policy_loss(logp, logp, torch.ones(1), torch.ones(1, 3))
     with pytest.raises(ValueError, match="unknown loss aggregation 'mean'"):
         policy_loss(logp, logp, torch.ones(1), torch.ones(1, 2), agg="mean")
+
+
+def test_agg_weight_counts_what_each_mode_divides_by():
+    # M = [[1, 1, 1], [1, 0, 0]] plus an empty third row: 4 tokens, 2 non-empty sequences, 3 rows
+    mask = torch.cat([M, torch.zeros(1, 3, dtype=M.dtype)])
+    assert [agg_weight(a, mask) for a in ("token_mean", "seq_mean", "seq_sum_norm")] == [4, 2, 3]
+
+
+@pytest.mark.parametrize("agg", ["token_mean", "seq_mean", "seq_sum_norm"])
+def test_split_batch_weighted_by_agg_weight_has_the_whole_batch_gradient(agg):
+    """Rows of 3, 1, 0 and 2 valid tokens split as [row 0] [rows 1, 2] [row 3]: each piece's loss times
+    its weight over the total sums to the whole batch's loss, gradient included."""
+    torch.manual_seed(0)
+    logp = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]])
+    adv = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    whole, _ = policy_loss(logp, logp.detach() - 0.1, adv, mask, agg=agg, max_len=3)
+    (g_whole,) = torch.autograd.grad(whole, logp)
+
+    total = agg_weight(agg, mask)
+    losses, weights = [], []
+    for rows in ([0], [1, 2], [3]):
+        loss, _ = policy_loss(
+            logp[rows], logp.detach()[rows] - 0.1, adv[rows], mask[rows], agg=agg, max_len=3
+        )
+        losses.append(loss)
+        weights.append(agg_weight(agg, mask[rows]))
+    split = sum(loss * w / total for loss, w in zip(losses, weights, strict=True))
+    (g_split,) = torch.autograd.grad(split, logp, retain_graph=True)
+    assert_close(split, whole)
+    assert_close(g_split, g_whole)
+    # unweighted, as the learner did before: the mean of the micro-batch losses is another loss, unless
+    # the pieces weigh the same (seq_mean here: one non-empty sequence in each)
+    (g_mean,) = torch.autograd.grad(sum(losses) / 3, logp)
+    assert torch.allclose(g_mean, g_whole) == (len(set(weights)) == 1)
+    assert (len(set(weights)) == 1) == (agg == "seq_mean")
+
+
+def test_tempered_logits_by_hand():
+    # logits [0, 2 ln 2] at temperature 2 are [0, ln 2]: probabilities 1/3 and 2/3
+    logits = torch.tensor([[[0.0, 2 * math.log(2.0)]]])
+    logp = logprobs_from_logits(tempered(logits, 2.0), torch.tensor([[1]]))
+    assert logp.item() == pytest.approx(math.log(2 / 3))
+    # temperature 0 (greedy) and 1 leave the logits as they are; a negative one is refused
+    assert tempered(logits, 0.0) is logits and tempered(logits, 1.0) is logits
+    assert_close(tempered(logits, 0.5), logits * 2)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        tempered(logits, -1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,27 @@ def test_tensor_parallel_must_match_the_gpus_of_an_engine(recipe):
         load_config(
             REPO / "configs" / "cluster-7b.yaml", [f"model.path={recipe.model.path}", "rl.rollout.num_gpus=4"]
         )
+
+
+def _launcher_checked(spec: dict) -> None:
+    """What `ray up` does with the file before it starts a node: fill in the provider's defaults,
+    then validate against Ray's own cluster schema (ray/autoscaler/ray-schema.json)."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    validate_config(prepare_config(copy.deepcopy(spec)))
+
+
+def test_cluster_yaml_passes_rays_own_schema_and_names_a_published_image():
+    import jsonschema
+    import ray
+
+    spec = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    _launcher_checked(spec)
+    # the plain Ray image at the installed Ray version, in the documented {version}-py{XY}-gpu form
+    # (ray-ml images stopped after 2.49)
+    assert spec["docker"]["image"] == f"rayproject/ray:{ray.__version__}-py311-gpu"
+    assert any("[gpu,trackers]" in c and "$HOME" in c for c in spec["setup_commands"])
+    broken = copy.deepcopy(spec)
+    broken["available_node_types"]["head"]["resourcez"] = {"CPU": 16}  # a typo `ray up` would refuse
+    with pytest.raises(jsonschema.ValidationError, match="'resourcez' was unexpected"):
+        _launcher_checked(broken)

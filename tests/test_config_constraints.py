@@ -173,7 +173,6 @@ def test_every_violation_is_listed():
             "16 samples per step over rl.learner.num_workers=2 ranks in micro-batches of "
             "rl.learner.micro_batch_size=3; 16 must be a multiple of 2 * 3",
         ),
-        (["rl.learner.lora.enabled=true", "rl.learner.zero_stage=3"], "zero_stage=3 is not supported"),
         (
             ["rl.reward.length_weight=1", "rl.reward.length_target=0"],
             "rl.reward.length_target=0: must be a positive number of characters",

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
 
-from empathy_ray.data.records import PreferencePair
+from empathy_ray.config import DataConfig
+from empathy_ray.data import dataset
+from empathy_ray.data.io import write_pairs, write_posts
+from empathy_ray.data.records import Answer, Post, PreferencePair
 from empathy_ray.data.splits import split, split_of
+from empathy_ray.data.validate import check_posts_file
 
 
 def test_assignment_is_fixed_across_runs_and_machines():
@@ -52,3 +57,31 @@ def test_split_keeps_order_and_groups_pairs_with_their_post():
     parts = split(ids, key=lambda s: s)
     assert parts["test"] == ["post-0009", "post-0017", "post-0032"]
     assert sum(len(v) for v in parts.values()) == 40
+
+
+def _post(post_id: str, split_name: str | None = None) -> Post:
+    answer = Answer("谢谢你愿意说出来。", rank=1)
+    return Post(post_id, "情绪", "低落", "最近很难受", "说不上来为什么。", (answer,), split=split_name)
+
+
+def test_a_split_fixed_by_the_data_wins_over_the_hash_and_pairs_follow_it(tmp_path):
+    # post-0000 hashes to train; the data holds it out, so it and its pairs go to test
+    posts = [_post("post-0000", "test"), _post("post-0009")]
+    pairs = [PreferencePair("pr-1", "p", "a", "b", "generic", post_id="post-0000")]
+    write_posts(tmp_path / "posts.jsonl", posts)
+    write_pairs(tmp_path / "pairs.jsonl", pairs)
+    cfg = DataConfig(posts=str(tmp_path / "posts.jsonl"), pairs=str(tmp_path / "pairs.jsonl"))
+    loaded = dataset.load_posts(cfg)
+    assert [dataset.post_split(p, cfg) for p in loaded] == ["test", "test"]
+    assert [dataset.pair_split(q, cfg) for q in dataset.load_pairs(cfg)] == ["test"]
+    assert split(posts)["test"] == posts
+    assert loaded[0].to_dict()["split"] == "test" and "split" not in loaded[1].to_dict()
+
+
+def test_an_unknown_fixed_split_is_named_with_its_row(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    row = _post("post-1").to_dict() | {"split": "heldout"}
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    problems = check_posts_file(str(path))
+    assert [(p.line, p.field) for p in problems] == [(1, "split")]
+    assert "train, val, test" in problems[0].message

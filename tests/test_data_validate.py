@@ -68,7 +68,7 @@ def test_broken_json_line_does_not_hide_later_lines(tmp_path):
         (
             3,
             "rank",
-            "unknown field; expected one of: id, topic, subtopic, question, description, crisis, keywords, answers",
+            "unknown field; expected one of: id, topic, subtopic, question, description, crisis, split, keywords, answers",
         ),
         (3, "answers", "must not be empty"),
     ]
@@ -162,7 +162,7 @@ def test_unknown_keys_are_named_with_a_suggestion(tmp_path):
         (
             1,
             "colour",
-            "unknown field; expected one of: id, topic, subtopic, question, description, crisis, keywords, answers",
+            "unknown field; expected one of: id, topic, subtopic, question, description, crisis, split, keywords, answers",
         ),
         (1, "answers[0].ranking", "unknown field; did you mean 'rank'?"),
     ]
@@ -287,7 +287,7 @@ def test_parquet_with_wrong_schema_is_reported_once(tmp_path):
         (
             None,
             "anwser_count",
-            "unknown Parquet column; expected one of: id, topic, subtopic, question, description, crisis, keywords, answers",
+            "unknown Parquet column; expected one of: id, topic, subtopic, question, description, crisis, split, keywords, answers",
         ),
     ]
 

@@ -56,17 +56,18 @@ def test_every_actor_is_set_up_and_fans_out(doublers):
 
 
 def test_balanced_calls_survive_a_dead_actor(doublers, tmp_path):
-    """Six calls over three actors; one kills its process. Ray restarts it, the call is sent again
-    once, and every result comes back once, in the order of the calls."""
+    """Six calls over three actors; one kills its process. Ray restarts it, the call is sent again,
+    and every result comes back once, in the order of the calls."""
     marker = str(tmp_path / "crashed")
     deaths: list[tuple[int, tuple]] = []
     calls = [(x, marker if x == 4 else "") for x in range(6)]
     out = doublers.balanced("double", calls, lambda a, args, e: deaths.append((a, args))).result()
     assert [two_x for _, two_x, _ in out] == [0, 2, 4, 6, 8, 10]
-    # call 4 went to actor 1 (calls 0-2 to actors 0-2, 3-5 to actors 0-2 again) and killed it; a call
-    # still queued on actor 1 when it died (call 1, if it had not finished) is re-sent too
+    # call 4 went to actor 1 (calls 0-2 to actors 0-2, 3-5 to actors 0-2 again) and killed it. A call
+    # still queued on actor 1 when it died, or re-sent to it while Ray was still restarting it, fails
+    # and is re-sent too: how many depends on timing, that only actor 1 died does not
     assert (1, (4, marker)) in deaths
-    assert all(actor == 1 for actor, _ in deaths) and len(deaths) <= 2
+    assert all(actor == 1 for actor, _ in deaths)
     assert _pid_once_up(doublers, 1) != out[1][2], "actor 1 answers from a new process"
 
 

@@ -87,7 +87,7 @@ def _small(tmp_path: Path, model_dir: Path, *extra: str) -> list[str]:
     return [
         f"run.output_root={tmp_path}",
         f"model.path={model_dir}",
-        "data.max_prompt_tokens=64",
+        "data.max_prompt_tokens=128",
         "sft.epochs=1",
         "sft.eval_prompts=2",
         "sft.eval_max_new_tokens=8",

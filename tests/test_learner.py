@@ -16,6 +16,7 @@ from empathy_ray.actors.learner import LearnerRank, micro_batches_per_rank
 from empathy_ray.actors.learner_group import LearnerGroup
 from empathy_ray.config import AlgoConfig, LearnerConfig, LoraConfig, RLConfig, RolloutConfig
 from empathy_ray.runtime.placement import free_port, local_ranks, split_even
+from empathy_ray.train.engine import created_partitioned
 
 # Rows of different prompt and response lengths, one with an empty response.
 PAIRS = [
@@ -47,12 +48,16 @@ def rl_config(
     lora: bool = False,
     inner_epochs: int = 1,
     kl_coef: float = 0.0,
+    temperature: float = 1.0,
+    agg: str = "token_mean",
+    **learner,
 ) -> RLConfig:
-    """4 samples per step (2 prompts x 2), lr large enough for one step to show on a tiny model."""
+    """4 samples per step (2 prompts x 2), lr large enough for one step to show on a tiny model;
+    `learner` sets further rl.learner keys."""
     return RLConfig(
         prompts_per_step=2,
-        algo=AlgoConfig(group_size=2, kl_coef=kl_coef),
-        rollout=RolloutConfig(max_new_tokens=8),
+        algo=AlgoConfig(group_size=2, kl_coef=kl_coef, agg=agg),
+        rollout=RolloutConfig(max_new_tokens=8, temperature=temperature),
         learner=LearnerConfig(
             num_workers=workers,
             zero_stage=zero,
@@ -60,6 +65,7 @@ def rl_config(
             lr=1e-2 if lora else 1e-3,
             inner_epochs=inner_epochs,
             lora=LoraConfig(enabled=lora, r=4, alpha=8),
+            **learner,
         ),
     )
 
@@ -77,13 +83,14 @@ def step_items(advantages: list[float], ref: list[list[float]] | None = None) ->
     ]
 
 
-def hf_logprobs(model: torch.nn.Module, pairs) -> list[list[float]]:
-    """One unpadded forward per row, float64 log_softmax: the definition the learner must match."""
+def hf_logprobs(model: torch.nn.Module, pairs, temperature: float = 1.0) -> list[list[float]]:
+    """One unpadded forward per row, float64 log_softmax at the sampling temperature: the definition
+    the learner must match."""
     out = []
     with torch.no_grad():
         for p, r in pairs:
             logits = model(input_ids=torch.tensor([p + r])).logits[0].double()
-            logp = torch.log_softmax(logits, dim=-1)
+            logp = torch.log_softmax(logits / temperature, dim=-1)
             out.append([float(logp[len(p) - 1 + j, tok]) for j, tok in enumerate(r)])
     return out
 
@@ -102,10 +109,11 @@ def max_diff(a: list[list[float]], b: list[list[float]]) -> float:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def process_group():
-    """One gloo process group of one rank, shared by this module's in-process learners; the RANK/...
-    variables they set are undone afterwards."""
+    """One gloo process group of one rank for the session's in-process learners (here and in
+    tests/test_precision.py): DeepSpeed keeps the first group it saw, so there is never a second one.
+    The RANK/... variables are undone at the end."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {
             "RANK": "0",
@@ -139,12 +147,15 @@ def test_split_helpers():
     assert local_ranks(["a", "b", "a", "a", "b"]) == [0, 0, 1, 2, 1]
 
 
-def test_logprobs_match_a_plain_hf_forward(make_rank, tiny_model_dir):
-    rank = make_rank()
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_logprobs_match_a_plain_hf_forward(make_rank, tiny_model_dir, temperature):
+    rank = make_rank(temperature=temperature)
     got = rank.logprobs(PAIRS)
-    expected = hf_logprobs(hf_model(tiny_model_dir, rank.weights_for_sync()), PAIRS)
+    expected = hf_logprobs(hf_model(tiny_model_dir, rank.weights_for_sync()), PAIRS, temperature)
     assert [len(row) for row in got] == [4, 6, 1, 2, 0]
     assert max_diff(got, expected) < 1e-5
+    if temperature != 1.0:  # the temperature is applied, not ignored: scores differ from temperature 1
+        assert max_diff(got, hf_logprobs(hf_model(tiny_model_dir), PAIRS)) > 0.01
 
 
 def test_update_follows_the_advantage_sign(make_rank, tiny_model_dir):
@@ -162,8 +173,8 @@ def test_update_follows_the_advantage_sign(make_rank, tiny_model_dir):
     assert set(stats) == STAT_KEYS and all(math.isfinite(v) for v in stats.values())
     assert stats["train/ratio_mean"] == 1.0 and stats["train/clip_frac"] == 0.0  # inner_epochs 1: on-policy
     assert stats["train/tokens"] == 10 and stats["train/skipped_microbatches"] == 0
-    # ratio 1: micro-batch 1 is -(4 tokens * +1 + 3 tokens * -1) / 7, micro-batch 2 has zero advantages
-    assert stats["train/pg_loss"] == pytest.approx((-1 / 7 + 0.0) / 2)
+    # ratio 1, token_mean over the whole step: -(4 tokens * +1 + 3 tokens * -1 + 3 tokens * 0) / 10
+    assert stats["train/pg_loss"] == pytest.approx(-0.1)
     assert stats["train/lr"] == pytest.approx(1e-3) and stats["train/grad_norm"] > 0
 
     w1 = rank.weights_for_sync()
@@ -190,6 +201,36 @@ def test_non_finite_loss_is_skipped_on_every_rank(make_rank, monkeypatch, zero):
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
 
 
+@pytest.mark.parametrize("agg", ["token_mean", "seq_mean", "seq_sum_norm"])
+def test_token_budget_gives_the_gradient_of_one_batch(make_rank, agg):
+    """Row lengths 7, 5, 6, 2: a 12-token budget packs [2, 5] [6] [7] (3 micro-batches of 1-2 rows),
+    `mbs=4` takes all 4 rows at once; the loss, the gradient and the update must agree."""
+    items = step_items([1.0, -1.0, 0.5, -0.5])
+    whole = make_rank(mbs=4, agg=agg)
+    assert len(whole._batches(items, False)) == 1
+    split = make_rank(agg=agg, max_tokens_per_micro_batch=12)
+    assert [b.input_ids.shape[0] for b in split._batches(items, False)] == [2, 1, 1]
+
+    one, three = whole.train_step(items), split.train_step(items)
+
+    assert three["train/pg_loss"] == pytest.approx(one["train/pg_loss"], rel=1e-5)
+    assert three["train/grad_norm"] == pytest.approx(one["train/grad_norm"], rel=1e-4)
+    w_one, w_three = whole.weights_for_sync(), split.weights_for_sync()
+    assert max(float((w_one[k] - w_three[k]).abs().max()) for k in w_one) < 1e-6
+
+
+def test_zero3_models_are_created_partitioned(make_rank, tiny_model_dir):
+    """What the ZeRO-3 learner loads its policy under: every parameter is born a shard (empty .data,
+    its part in ds_tensor); outside it, models hold full tensors again (export skeletons)."""
+    rank = make_rank(zero=3)
+    with created_partitioned(rank.trainer_config, world_size=1):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert all(p.numel() == 0 and p.ds_tensor.numel() > 0 for p in model.parameters())
+    assert all(p.numel() > 0 for p in hf_model(tiny_model_dir).parameters())
+    # the learner built that way computes what a plain HF forward does
+    assert max_diff(rank.logprobs(PAIRS), hf_logprobs(hf_model(tiny_model_dir), PAIRS)) < 1e-5
+
+
 def test_bad_items_are_rejected_with_the_field_named(make_rank):
     rank = make_rank(kl_coef=0.1)
     with pytest.raises(ValueError, match="this rank's share of a step is 4"):
@@ -202,8 +243,10 @@ def test_bad_items_are_rejected_with_the_field_named(make_rank):
         rank.train_step(items)
 
 
-def test_lora_merges_into_plain_hf_weights(make_rank, tiny_model_dir):
-    rank = make_rank(lora=True, inner_epochs=2, kl_coef=0.1)
+@pytest.mark.parametrize("zero", [2, 3])
+def test_lora_merges_into_plain_hf_weights(make_rank, tiny_model_dir, zero):
+    """Under ZeRO-3 the adapters' live parameters are shards: the merge reads the gathered weights."""
+    rank = make_rank(lora=True, inner_epochs=2, kl_coef=0.1, zero=zero)
     base = hf_model(tiny_model_dir).state_dict()
     merged0 = rank.weights_for_sync()
     assert list(merged0) == list(base)
@@ -227,9 +270,9 @@ def test_lora_merges_into_plain_hf_weights(make_rank, tiny_model_dir):
     assert stats["train/ratio_mean"] != 1.0 and stats["train/approx_kl_old"] > 0 and stats["train/kl"] > 0
 
 
-@pytest.mark.parametrize("zero", [2, 3])
-def test_save_exports_hf_and_load_restores_the_state(make_rank, tmp_path, zero):
-    rank = make_rank(zero=zero)
+@pytest.mark.parametrize(("zero", "lora"), [(2, False), (3, False), (3, True)])
+def test_save_exports_hf_and_load_restores_the_state(make_rank, tmp_path, zero, lora):
+    rank = make_rank(zero=zero, lora=lora)
     rank.train_step(step_items([1.0, -1.0, 0.0, 0.0]))
     saved = rank.weights_for_sync()
     rank.save(str(tmp_path))
@@ -245,19 +288,27 @@ def test_save_exports_hf_and_load_restores_the_state(make_rank, tmp_path, zero):
 
 
 @pytest.mark.parametrize("zero", [2, 3])
-def test_group_trains_in_lockstep(ray_cluster, tiny_model_dir, zero):
-    # micro-batch 1: each rank's 2 samples are 2 micro-batches; 3 log-prob rows give rank 1 an idle round
-    group = LearnerGroup.create(str(tiny_model_dir), rl_config(workers=2, zero=zero, mbs=1), seed=0)
+def test_group_trains_in_lockstep(ray_cluster, tiny_model_dir, make_rank, zero):
+    # ZeRO-2, micro-batch 1: each rank's 2 samples are 2 micro-batches; 3 log-prob rows give rank 1 an
+    # idle round. ZeRO-3, a 12-token budget: rank 0's rows (7, 5 tokens) are 2 micro-batches, rank 1's
+    # (6, 2) one, so rank 1 runs an empty second one, in both inner epochs and the old-log-prob pass.
+    items = step_items([1.0, -1.0, 0.5, -0.5])
+    epochs = 2 if zero == 3 else 1
+    one_batch = make_rank(mbs=4, inner_epochs=epochs).train_step(items)  # one rank, one micro-batch
+    budget = {"max_tokens_per_micro_batch": 12} if zero == 3 else {}
+    cfg = rl_config(workers=2, zero=zero, mbs=1, inner_epochs=epochs, **budget)
+    group = LearnerGroup.create(str(tiny_model_dir), cfg, seed=0)
     try:
         pairs = PAIRS[:3]
         assert max_diff(group.logprobs(pairs), hf_logprobs(hf_model(tiny_model_dir), pairs)) < 1e-5
         before = group.weights_checksums()
 
-        stats = group.train(step_items([1.0, -1.0, 0.5, -0.5])).result()
+        stats = group.train(items).result()
 
-        assert (
-            set(stats) == STAT_KEYS and stats["train/tokens"] == 10 and math.isfinite(stats["train/pg_loss"])
-        )
+        assert set(stats) == STAT_KEYS and stats["train/tokens"] == 10
+        # the loss is normalised over both ranks' tokens: the gradient is the one-batch gradient
+        assert stats["train/pg_loss"] == pytest.approx(one_batch["train/pg_loss"], rel=1e-5)
+        assert stats["train/grad_norm"] == pytest.approx(one_batch["train/grad_norm"], rel=1e-4)
         after = group.weights_checksums()
         if zero == 2:  # every rank holds the full weights: they must agree exactly
             assert after[0] == after[1] and after != before

@@ -99,10 +99,16 @@ def test_a_stage_that_raises_is_recorded_as_failed_with_its_error(tmp_path, caps
         "status": "failed",
         "fingerprint": "f00d",
         "extent": {"rl.steps": 10},
-        "error": {"type": "ValueError", "message": "rl.reward_model: no model at /nowhere"},
+        "error": {
+            "type": "ValueError",
+            "message": "rl.reward_model: no model at /nowhere",
+            "role": "driver",  # raised in this process, not by an actor: the driver's log shows it
+            "log": str(run.layout.log("driver")),
+        },
     }
     print_summary(read_summary(run.layout), run.layout)
-    assert "rl   : failed ValueError: rl.reward_model: no model at /nowhere" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "rl   : failed in the driver role ValueError: rl.reward_model: no model at /nowhere" in out
 
 
 def test_a_stage_that_returns_is_recorded_as_done_with_its_result(tmp_path):

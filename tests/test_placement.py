@@ -6,13 +6,11 @@ the session's single-node cluster.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from tests.helpers import run_cluster_script
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +45,7 @@ SCRIPT = textwrap.dedent(
             "rl.learner.resources={learner_node: 1}", "rl.reward.resources={head_node: 0.1}",
             "rl.reference.resources={head_node: 0.1}",
             "rl.prompts_per_step=4", "rl.algo.group_size=2", "rl.learner.micro_batch_size=2",
-            "rl.rollout.max_new_tokens=8", "data.max_prompt_tokens=64",
+            "rl.rollout.max_new_tokens=8", "data.max_prompt_tokens=128",
         ])
         roles = Roles.create(cfg, model, None)
         try:
@@ -71,17 +69,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_roles_land_on_their_node_types(tiny_model_dir, tmp_path):
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tiny_model_dir), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    result_file = tmp_path / "result.json"
-    assert proc.returncode == 0 and result_file.exists(), proc.stdout[-3000:] + proc.stderr[-5000:]
-    result = json.loads(result_file.read_text())
+    result = run_cluster_script(SCRIPT, tmp_path, str(tiny_model_dir), str(tmp_path), timeout=600)
     for workers in (1, 3):
         r = result[f"workers_{workers}"]
         assert len(r["rollout_on"]) == workers

@@ -11,6 +11,7 @@ from empathy_ray.actors.group import ActorGroup
 from empathy_ray.actors.reference import ReferencePolicy
 from empathy_ray.config import ReferenceConfig
 from empathy_ray.modeling.chat import prompt_ids
+from empathy_ray.train.packing import pack_by_tokens
 
 POSTS = ["考试焦虑\n下周就要考试了，我睡不着。", "和父母吵架\n他们总是不理解我的选择，我很委屈。", "失眠"]
 RESPONSE_LENGTHS = [7, 1, 13, 0, 4]
@@ -33,11 +34,12 @@ def reference(tiny_model_dir) -> ReferencePolicy:
     return ReferencePolicy(str(tiny_model_dir), ReferenceConfig(batch_size=4))
 
 
-def _direct(model, prompt: list[int], response: list[int]) -> list[float]:
-    """log p(response[k] | everything before it), one unpadded sequence at a time."""
+def _direct(model, prompt: list[int], response: list[int], temperature: float = 1.0) -> list[float]:
+    """log p(response[k] | everything before it) at the sampling temperature, one unpadded sequence
+    at a time."""
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([prompt + response])).logits[0]
-    logp = torch.log_softmax(logits.double(), dim=-1)
+    logp = torch.log_softmax(logits.double() / temperature, dim=-1)
     return [logp[len(prompt) - 1 + k, tok].item() for k, tok in enumerate(response)]
 
 
@@ -62,6 +64,26 @@ def test_logprobs_do_not_depend_on_batching(tiny_model_dir, reference, items):
     for a, b in zip(one_at_a_time, batched, strict=True):
         assert len(a) == len(b)
         assert max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0.0) < 1e-5
+
+
+def test_scores_at_the_sampling_temperature_in_token_budget_batches(tiny_model_dir, reference, items):
+    """temperature 0.7 (the rollout's); batches of at most 150 padded tokens (rows of 102-109 tokens go
+    alone) or 330 tokens and 4 rows."""
+    lengths = [len(p) + len(r) for p, r in items]
+    assert pack_by_tokens(lengths, 150, 4) == [[3], [2], [1], [4], [0]]
+    assert pack_by_tokens(lengths, 330, 4) == [[3, 2, 1], [4, 0]]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    for budget in (150, 330):
+        cfg = ReferenceConfig(batch_size=4, max_tokens_per_batch=budget)
+        hot = ReferencePolicy(str(tiny_model_dir), cfg, temperature=0.7)
+        out = hot.logprobs(items)
+        for row, (prompt, response) in zip(out, items, strict=True):
+            expected = _direct(model, prompt, response, temperature=0.7)
+            assert max((abs(a - b) for a, b in zip(row, expected, strict=True)), default=0.0) < 1e-5
+    cold = reference.logprobs(items)  # temperature 1: other numbers
+    assert (
+        max(abs(a - b) for r1, r2 in zip(out, cold, strict=True) for a, b in zip(r1, r2, strict=True)) > 0.01
+    )
 
 
 def test_empty_prompt_rejected(reference):

@@ -88,10 +88,11 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     import ray
 
     from tests.helpers import LENGTH_RULE, capture_rollouts, short_rl_config, started_driver
+    from tests.tracker_reads import TRACKERS, mlflow_steps, tensorboard_steps, wandb_steps
 
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
-    overrides = ("rl.steps=10", "rl.checkpoint_every=2", "rl.learner.lr=1e-2", *LENGTH_RULE)
+    overrides = ("rl.steps=10", "rl.checkpoint_every=2", "rl.learner.lr=1e-2", *LENGTH_RULE, TRACKERS)
     cfg = short_rl_config(tmp_path, tiny_model_dir, sft, *overrides)
     rl_dir, steps_file = cfg.run.dir / "rl", cfg.run.dir / "steps.jsonl"
     address = ray.get_runtime_context().gcs_address
@@ -138,6 +139,16 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     assert same_tokens
     assert lp_diff <= 1e-6
     assert diff <= 1e-6, f"{key}: {killed_row[key]} vs {rows[0][key]}"
+    # step 3 ran twice; every view of the run holds it once (the killed run's row never reached W&B or
+    # MLflow, which wait for a step's checkpoint; TensorBoard's copy was rolled back with metrics.jsonl)
+    run = cfg.run.dir
+    assert [r["step"] for r in read_metrics(rl_dir / "metrics.jsonl")] == [1, 2, 3]
+    assert tensorboard_steps(rl_dir / "tb", "reward/total_mean") == [1, 2, 3]
+    assert mlflow_steps(run, "rl", "reward/total_mean") == [1, 2, 3]
+    # W&B's service process is killed with the driver and drops the rows it had not yet written to its
+    # file (runtime/trackers.py): earlier steps may be missing, none is there twice
+    in_wandb = wandb_steps(run, "reward/total_mean")
+    assert len(in_wandb) == len(set(in_wandb)) and in_wandb[-1] == 3, in_wandb
     assert weights == killed["weights"], "the same update (optimizer state and LR schedule restored)"
     after = read_metrics(rl_dir / "metrics.jsonl")
     assert [r["step"] for r in after] == [1, 2, 3], "the killed run's step-3 row was replaced, not repeated"

@@ -26,7 +26,7 @@ POST = "考试焦虑\n下周就要期末考试了，我每天晚上都睡不着�
 CRISIS_POST = "撑不下去了\n我已经攒了很多安眠药，准备今晚全部吃掉，不想再拖累任何人。"
 PLAIN_ANSWER = "谢谢你愿意说出来，我能感受到你现在非常难过，也很疲惫。"
 SAFE_ANSWER = "谢谢你愿意说出来。请现在就拨打心理援助热线 12356，或者去最近的医院急诊，让专业的人陪你。"
-MAX_PROMPT, MAX_RESPONSE = 48, 24
+MAX_PROMPT, MAX_RESPONSE = 128, 24
 
 
 def test_rule_terms_on_hand_checked_completions():
@@ -63,9 +63,8 @@ def test_crisis_post_without_safety_language_is_penalised():
 
 
 def test_rm_term_matches_direct_score_and_enters_total(rm_dir):
-    cfg = RewardConfig(
-        rm_weight=0.7, format_weight=1.0, batch_size=2
-    )  # 3 completions: a full and a partial batch
+    # 3 completions: a full and a partial batch; no safety term, so the total is RM and format only
+    cfg = RewardConfig(rm_weight=0.7, format_weight=1.0, safety_weight=0.0, batch_size=2)
     posts = [POST, CRISIS_POST, POST]
     completions = [VALID, INVALID, coe.render(LAYERS, PLAIN_ANSWER)]
     terms = RewardScorer(cfg, str(rm_dir), MAX_PROMPT, MAX_RESPONSE).score(posts, completions)
@@ -81,10 +80,24 @@ def test_rm_term_matches_direct_score_and_enters_total(rm_dir):
     assert terms["total"] == [0.7 * r + f for r, f in zip(terms["rm"], terms["format"], strict=True)]
 
 
+def test_rm_scores_by_token_budget_equal_fixed_batches(rm_dir):
+    """rl.reward.max_tokens_per_batch: rows of different lengths in other groupings, the same scores,
+    each in its completion's place."""
+    posts = [POST, CRISIS_POST, POST, CRISIS_POST]
+    completions = [VALID, INVALID, coe.render(LAYERS, PLAIN_ANSWER), coe.render(LAYERS, SAFE_ANSWER)]
+    fixed = RewardScorer(RewardConfig(batch_size=4), str(rm_dir), MAX_PROMPT, MAX_RESPONSE)
+    # rows of 133, 136, 120 and 136 tokens: [120, 133] and [136, 136] under 300 padded tokens
+    budget = RewardConfig(batch_size=4, max_tokens_per_batch=300)
+    by_tokens = RewardScorer(budget, str(rm_dir), MAX_PROMPT, MAX_RESPONSE)
+    expected = fixed.score(posts, completions)["rm"]
+    assert by_tokens.score(posts, completions)["rm"] == pytest.approx(expected, abs=1e-5)
+    assert len(set(expected)) == 4
+
+
 def test_rm_not_loaded_when_its_weight_is_zero(rm_dir):
     scorer = RewardScorer(RewardConfig(rm_weight=0.0), str(rm_dir), MAX_PROMPT, MAX_RESPONSE)
     assert scorer.model is None
-    assert set(scorer.score([POST], [VALID])) == {"format", "total"}
+    assert set(scorer.score([POST], [VALID])) == {"format", "safety", "total"}  # safety: on by default
 
 
 def test_non_finite_rm_score_is_returned_with_a_warning(rm_dir, caplog):
@@ -113,7 +126,7 @@ def test_reward_actor_matches_local_scorer(ray_cluster, rm_dir):
         remote = submit_score(group.actors[0], posts, completions, timeout_s=120, retries=0).result()
     finally:
         group.shutdown()
-    assert set(remote) == {"rm", "format", "length", "total"}
+    assert set(remote) == {"rm", "format", "length", "safety", "total"}
     for name, values in local.items():
         assert remote[name] == pytest.approx(values, abs=1e-6)
 

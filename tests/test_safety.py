@@ -158,3 +158,141 @@ def test_safety_reward_uses_configured_resources() -> None:
     config = SafetyConfig(resources=("本校心理中心：6666-1234",), help_terms=("心理中心",))
     assert safety_reward(RISKY_POST, "请拨打 6666-1234", config) == 0.0
     assert safety_reward(RISKY_POST, "请拨打热线", config) == -1.0  # "热线" is not in this config's terms
+
+
+def test_opencc_converts_the_whole_text_and_evidence_keeps_the_users_characters() -> None:
+    from empathy_ray.domain.safety_text import normalise
+
+    # 衛, 紙, 鬱 and 纔 were never in the old hand-written table; OpenCC converts every character.
+    assert normalise("衛生紙").text == "卫生纸"
+    assert normalise("我纔不憂鬱").text == "我才不忧郁"
+    result = assess("我覺得這個世界沒有我會過得更輕鬆")
+    assert result.risk_level == "low" and result.evidence == ("世界沒有我會過得更輕鬆",)
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("wo zhen de xiang si", "low"),  # all pinyin
+        ("我想z-i-s-h-a", "low"),  # letters with joiners
+        ("好想zs了", "none"),  # initials alone are too ambiguous
+        ("我在学yishu", "none"),  # yishu is also 艺术 "art": the all-Latin spelling is not trusted
+        ("遗shu写好了", "high"),  # one character kept Chinese
+        ("我想自鲨", "low"),  # a sound-alike character
+    ],
+)
+def test_disguised_spellings(text: str, level: str) -> None:
+    assert assess(text).risk_level == level
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "category"),
+    [
+        ("I can't stop thinking about killing myself", "low", "suicidal_ideation"),
+        ("I'm not suicidal, I'm just exhausted", "none", None),
+        ("I would never hurt myself", "none", None),
+        ("my brother says he wants to end his life", "low", "others_at_risk"),
+        ("I swallowed all of my meds", "high", "plan_or_means"),
+        ("这周压力好大 honestly I feel like dying", "low", "suicidal_ideation"),
+        ("I don't want to live in this city anymore", "none", None),
+        ("I'm dying to see that movie lol", "none", None),
+    ],
+)
+def test_english_and_mixed_go_through_the_same_rules(text: str, level: str, category: str | None) -> None:
+    result = assess(text)
+    assert result.risk_level == level, result
+    assert category is None or category in result.categories
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("下了班就往高速上的车流里走", "high"),  # means by the act
+        ("那些安眠药我偷偷藏在鞋盒里", "high"),  # gathering means
+        ("药我囤了两个月了，够了", "high"),
+        ("我把吉他和相机都送人了，以后也用不上了", "high"),  # farewell act
+        ("我把相机送人了，换了个新的", "none"),
+        ("十分钟前我把一瓶药全吞下去了", "high"),  # attempt
+        ("我拿烟头烫自己的手臂", "high"),  # self-harm act
+        ("要是能一直睡下去就好了", "low"),  # veiled ideation
+        ("少了我也没人会在意吧", "low"),
+        ("我们在江边散步，看了很久的船", "none"),
+        ("医生说药放在阴凉处存放", "none"),
+        ("她是自杀走的，我一直没走出来", "none"),  # how someone died: grief
+    ],
+)
+def test_act_rules(text: str, level: str) -> None:
+    assert assess(text).risk_level == level, assess(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # plan: a chosen time or place, arrangements x departure
+        ("我会选一个大家都不在家的日子", "high"),
+        ("交接完手上的工作，我就没什么牵挂了", "high"),
+        ("婚礼的日子定好了，就在十月", "none"),  # an ordinary event owns the date
+        ("我已经交接好工作了，下周正式去新公司", "none"),
+        # means: a lethal place x its pull; a means kept or explained away
+        ("我常去那座大桥上站着，看下面的水", "high"),
+        ("在网上买了炭，跟家里人说是烧烤用的", "high"),  # the cover story outweighs the ordinary reason
+        ("我们家住二十八楼，窗外风景特别好", "none"),
+        # farewell: handing over x an absent future
+        ("把我的琴送给了邻居小孩，反正以后我也弹不了了", "high"),
+        ("把旧手机送给了我妈，她很开心", "none"),
+        ("以后别联系我了，我们分手吧", "none"),
+        # attempts and self-harm described by the act
+        ("又一次没死掉，老天都不收我", "high"),
+        ("去年我从桥上下去过一次，被渔民救了", "high"),
+        ("我会用圆珠笔使劲戳自己的手心", "high"),
+        ("我要好好规划自己的人生", "none"),
+        ("昨天不小心切到手了，缝了三针", "none"),
+        ("我从没想过从阳台跳下去", "none"),  # a negator inside the span still negates
+        ("我在五金店买了一根绳子晾被子", "none"),
+        # passive, veiled ideation
+        ("我就是个累赘，要是没有我，爸妈能轻松很多", "low"),
+        ("好羡慕那些生病走掉的人，至少不用再受这份罪", "low"),
+        ("考完最后一门，终于解脱了", "none"),
+        # Cantonese and English glosses feed the same concepts
+        ("我諗好咗，聽晚就去天台", "high"),
+        ("i just want everything to stop. like forever", "low"),
+    ],
+)
+def test_concept_rules(text: str, level: str) -> None:
+    assert assess(text).risk_level == level, assess(text)
+
+
+def test_whose_words_a_match_is() -> None:
+    # A person inside a media frame is a character; a known person's own essay is theirs.
+    assert assess("电影里他把遗书撕了，最后活了下来").risk_level == "none"
+    student = assess("我的学生在作文里写希望自己睡着了就别再醒来")
+    assert student.categories == ("others_at_risk",)
+    # Words said at a deathbed are grief; a clinician's day is not an attempt.
+    assert assess("爸爸临终前交代了后事，让我们别太难过").risk_level == "none"
+    assert assess("我是急诊科护士，今晚又收了两个洗胃的病人").risk_level == "none"
+    # "没有在…"/"没有任何…" negate like "没有…".
+    assert assess("我没有在攒药，医生开的我每天都按时吃").risk_level == "none"
+    assert assess("放心吧，我没有任何轻生的想法").risk_level == "none"
+
+
+def test_no_rule_matches_empty_text() -> None:
+    # A pattern with an empty alternative ("a||b") would match everywhere and quote nothing.
+    from empathy_ray.domain import safety_acts, safety_concepts, safety_lexicon
+
+    for rule in safety_lexicon.RULES + safety_acts.RULES + safety_concepts.RULES:
+        assert rule.pattern.search("") is None, rule.name
+        assert rule.pattern.search("今天天气很好。") is None, rule.name
+
+
+@pytest.mark.parametrize(
+    ("message", "quote"),
+    [
+        ("I don't want to be alive anymore", "don't want to be alive"),
+        ("真的 want to die", "want to die"),
+        ("我想zisha", "想zisha"),
+    ],
+)
+def test_evidence_quotes_all_of_a_rewritten_word(message, quote):
+    # English and pinyin are rewritten into Chinese before the rules run; the quote shown back to the
+    # user must be their whole words, not the first letters of them
+    assert assess(message).evidence == (quote,)

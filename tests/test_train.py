@@ -8,6 +8,7 @@ quality thresholds are measured by `empathy-ray demo`, not here.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -52,27 +53,41 @@ def test_sft_then_rm_zero2(trained_run):
     assert reward(input_ids=ids).logits.shape == (1, 1)
 
 
-def test_sft_zero3_lora_and_rm_lora(ray_cluster, tiny_model_dir, tmp_path):
+def test_sft_zero3_lora_and_rm_lora_in_bf16(ray_cluster, tiny_model_dir, tmp_path):
+    """The real-model settings: ZeRO-3, LoRA, bf16 and gradient checkpointing, for SFT and the reward
+    model, from a bf16 checkpoint (as the hub ships them): loaded, trained and exported in bf16."""
+    source = tmp_path / "tiny-bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(source)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(source)
     cfg = _cfg(
         tmp_path,
-        tiny_model_dir,
+        source,
         "sft.zero_stage=3",
         "sft.lora.enabled=true",
         "sft.lr=1e-2",
         "rm.zero_stage=3",
         "rm.lora.enabled=true",
         "sft.eval_prompts=2",
+        "sft.bf16=true",
+        "rm.bf16=true",
+        "sft.gradient_checkpointing=true",
+        "rm.gradient_checkpointing=true",
+        "data.max_prompt_tokens=128",
     )
     summary = run_stages(cfg, ["sft", "rm"])
     assert summary["sft"]["zero_stage"] == 3 and summary["sft"]["lora"] is True
     assert summary["sft"]["loss_last"] < summary["sft"]["loss_first"]
+    assert math.isfinite(summary["rm"]["loss_last"])
 
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
-    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "t" / "sft" / "model").state_dict()
+    # the exports are bf16 as their source (dtype="auto": as saved), LoRA merged into the bf16 base
+    base = AutoModelForCausalLM.from_pretrained(source, dtype="auto").state_dict()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "t" / "sft" / "model", dtype="auto").state_dict()
+    assert {v.dtype for v in merged.values()} == {torch.bfloat16}
     assert set(merged) == set(base), "LoRA is merged on export: plain HF names, no adapter keys"
     changed = [k for k in base if "q_proj.weight" in k and not torch.equal(base[k], merged[k])]
     assert changed, "the merged LoRA update changed the attention weights"
     assert all(torch.equal(base[k], merged[k]) for k in base if "norm" in k), "LoRA leaves norms frozen"
     rm_dir = tmp_path / "t" / "rm" / "model"
     assert not any(p.name.startswith("adapter_") for p in rm_dir.iterdir())
-    assert AutoModelForSequenceClassification.from_pretrained(rm_dir).config.num_labels == 1
+    reward = AutoModelForSequenceClassification.from_pretrained(rm_dir, dtype="auto")
+    assert reward.config.num_labels == 1 and {p.dtype for p in reward.parameters()} == {torch.bfloat16}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -32,6 +33,7 @@ from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from empathy_ray.config import ActorResources
+from empathy_ray.runtime.logs import role_log, tag_role
 from empathy_ray.runtime.placement import reserve, split_even
 from empathy_ray.runtime.process import setup_process
 
@@ -55,12 +57,17 @@ class Pending(Generic[T]):
         return self._value
 
 
-def _with_process_setup(cls: type) -> type:
-    """`cls` whose `__init__` first sets the process up the way every entry point does."""
+def _with_process_setup(cls: type, log_file: str | None) -> type:
+    """`cls` whose `__init__` first sets the process up the way every entry point does, its output
+    going to `log_file` (the role's log in the run folder) when one is given."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        setup_process()
-        cls.__init__(self, *args, **kwargs)
+        setup_process(log_file=log_file)
+        try:
+            cls.__init__(self, *args, **kwargs)
+        except BaseException:
+            traceback.print_exc()  # into the role's log: the tail the console shows for a failed start
+            raise
 
     return type(cls.__name__, (cls,), {"__init__": __init__, "__doc__": cls.__doc__})
 
@@ -84,7 +91,7 @@ class ActorGroup:
         """`count` actors of `actor_cls` built with `args` (or `args(rank)`); returns once they are
         placed, not once they are up (`wait_ready`), so several roles start side by side."""
         pg = reserve(role, count, res, placement_timeout_s)
-        remote = ray.remote(_with_process_setup(actor_cls))
+        remote = ray.remote(_with_process_setup(actor_cls, role_log(role)))
         group = cls(role, [], pg)
         try:
             for r in range(count):
@@ -181,5 +188,9 @@ def wait_ready(groups: Sequence[ActorGroup], timeout_s: float) -> None:
                 f"{len(waiting)} actors of the {', '.join(roles)} role(s) were not up within {timeout_s:g} s; "
                 "look in their logs (a model still loading on a slow disk, or a node that never came up)"
             )
-        waiting.pop(ready[0])
-        ray.get(ready[0])
+        role = waiting.pop(ready[0])
+        try:
+            ray.get(ready[0])
+        except Exception as e:
+            tag_role(e, role)  # the console names the role and shows its log
+            raise

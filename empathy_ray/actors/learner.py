@@ -5,13 +5,17 @@ M of them as Ray actors in one `ActorGroup` and fans every call out to all ranks
 every forward, weight gather and checkpoint is a collective, so no rank may sit one out.
 
 One `train_step` is one optimizer step per inner epoch: every rank's share of the B*G samples is split
-into micro-batches and DeepSpeed accumulates their gradients (grad_accum = micro-batches per rank).
-Each micro-batch's loss is aggregated on its own (`rl.algo.agg`) and DeepSpeed averages micro-batches
-and ranks, so `token_mean` is a mean of micro-batch token means; `seq_sum_norm` divides by the
-constant N * max_new_tokens and stays exactly Dr. GRPO's normaliser.
+into micro-batches (`rl.learner.micro_batch_size` rows, or `max_tokens_per_micro_batch` padded tokens)
+whose gradients accumulate. Each micro-batch's loss (`rl.algo.agg`) is weighted by the count its
+aggregation divides by (`algo.losses.agg_weight`: tokens, sequences or rows) over the step's total on
+every rank, all-reduced once, and multiplied by the world size that DeepSpeed's gradient averaging
+divides by: the gradient is the one of the whole batch in one piece (`token_mean` is the step's token
+mean, `seq_sum_norm` divides by the step's N * max_new_tokens), however it is split. Every rank runs
+the same number of micro-batches (the longest plan; the others add empty ones), as ZeRO-3's
+lock-step gathers need, and the accumulation boundary is set by hand at the last one.
 
-Log-probs come from raw logits (temperature 1), as the reference actor computes them, so the KL term
-compares like with like; the PPO ratio only ever compares this learner's own log-probs.
+Log-probs come from logits divided by the sampling temperature (`rl.rollout.temperature`), as the
+reference actor and the rollout engines have them; top-p truncation is not applied (README: the gap).
 """
 
 from __future__ import annotations
@@ -28,24 +32,44 @@ import torch.distributed as dist
 
 from empathy_ray.actors.weight_sync import Broadcaster, SyncStats
 from empathy_ray.algo.kl import approx_kl
-from empathy_ray.algo.losses import entropy_from_logits, logprobs_from_logits, policy_loss
+from empathy_ray.algo.losses import (
+    agg_weight,
+    entropy_from_logits,
+    logprobs_from_logits,
+    policy_loss,
+    tempered,
+)
 from empathy_ray.algo.masked import masked_mean
 from empathy_ray.config import RLConfig, TrainerConfig
 from empathy_ray.modeling.batching import ResponseBatch, check_train_items, collate, response_logits
 from empathy_ray.runtime.checkpoint import load_rng, save_rng
 from empathy_ray.runtime.placement import node_address
-from empathy_ray.train.engine import apply_lora, export_hf, full_state_dict, init_engine
+from empathy_ray.train.engine import (
+    apply_lora,
+    created_partitioned,
+    enable_gradient_checkpointing,
+    export_hf,
+    full_state_dict,
+    init_engine,
+    merged_state,
+    model_dtype,
+)
+from empathy_ray.train.packing import pack_by_tokens
 
 log = logging.getLogger(__name__)
 
-# Averaged over the micro-batches of a step (and over ranks); "train/" is prefixed on return.
-MEAN_STATS = ("policy_loss", "pg_loss", "kl", "clip_frac", "entropy", "approx_kl_old", "ratio_mean")
+# Averaged over a step's micro-batches and ranks ("train/" prefixed): the loss terms weighted like the
+# loss (agg_weight: "train/policy_loss" is the step's loss), the per-token ones by token counts.
+LOSS_STATS = ("policy_loss", "pg_loss")
+TOKEN_STATS = ("kl", "clip_frac", "entropy", "approx_kl_old", "ratio_mean")
+MEAN_STATS = LOSS_STATS + TOKEN_STATS
 
 
 def micro_batches_per_rank(cfg: RLConfig) -> int:
     """DeepSpeed's gradient accumulation: each rank's share of the step's B*G samples in micro-batches,
-    so that one optimizer step consumes the whole batch once (the config checks that it divides evenly,
-    and refuses LoRA with ZeRO-3, when it loads: Config.validate)."""
+    so that one optimizer step consumes the whole batch once (the config checks that it divides evenly
+    when it loads: Config.validate). With a token budget DeepSpeed's count is nominal: `train_step` sets
+    the accumulation boundary itself."""
     lc, n = cfg.learner, cfg.prompts_per_step * cfg.algo.group_size
     return n // (lc.num_workers * lc.micro_batch_size)
 
@@ -123,10 +147,10 @@ class LearnerRank:
                 f"not {self.rank}/{self.world_size}"
             )
         torch.manual_seed(self.seed)
-        model = AutoModelForCausalLM.from_pretrained(
-            self.model_dir, dtype=torch.bfloat16 if lc.bf16 else torch.float32
-        )
+        with created_partitioned(self.trainer_config, self.world_size):  # ZeRO-3: each rank its shard
+            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=model_dtype(lc.bf16))
         model.config.use_cache = False
+        enable_gradient_checkpointing(model, lc.gradient_checkpointing)
         self.pad_id = model.config.pad_token_id or 0
         total_steps = self.cfg.steps * lc.inner_epochs
         self.engine = init_engine(apply_lora(model, lc.lora), self.trainer_config, total_steps)
@@ -135,7 +159,14 @@ class LearnerRank:
     # -- forward -------------------------------------------------------------------------------------
 
     def _response_logits(self, batch: ResponseBatch) -> torch.Tensor:
-        return response_logits(self.engine, batch)
+        """[n, R, V] logits of the response tokens at the rollout's sampling temperature."""
+        return tempered(response_logits(self.engine, batch), self.cfg.rollout.temperature)
+
+    def _plan(self, lengths: list[int]) -> list[list[int]]:
+        """Row indices per micro-batch: by padded-token budget when one is set, else by row count."""
+        lc = self.cfg.learner
+        budget = lc.max_tokens_per_micro_batch
+        return pack_by_tokens(lengths, budget, 0 if budget else lc.micro_batch_size)
 
     def _idle_forward(self) -> torch.Tensor:
         """A forward on one pad token: keeps ZeRO-3's per-layer gathers in step with busier ranks."""
@@ -159,9 +190,7 @@ class LearnerRank:
             if not prompt:
                 raise ValueError(f"LearnerRank.logprobs: item {i} has no prompt tokens to condition on")
         self.engine.eval()
-        mbs = self.cfg.learner.micro_batch_size
-        order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
-        groups = [order[k : k + mbs] for k in range(0, len(order), mbs)]
+        groups = self._plan([len(p) + len(r) for p, r in items])
         rounds = len(groups)
         if self.cfg.learner.zero_stage == 3:
             rounds = int(self._all_reduce([rounds], dist.ReduceOp.MAX)[0])
@@ -179,9 +208,9 @@ class LearnerRank:
     # -- update --------------------------------------------------------------------------------------
 
     def _batches(self, items: list[dict[str, Any]], with_ref: bool) -> list[ResponseBatch]:
-        mbs, out = self.cfg.learner.micro_batch_size, []
-        for k in range(0, len(items), mbs):
-            chunk = items[k : k + mbs]
+        out = []
+        for rows in self._plan([len(it["prompt_ids"]) + len(it["response_ids"]) for it in items]):
+            chunk = [items[i] for i in rows]
             b = collate([(it["prompt_ids"], it["response_ids"]) for it in chunk], self.pad_id)
             b.advantages = torch.tensor([float(it["advantage"]) for it in chunk])
             if with_ref:
@@ -235,47 +264,60 @@ class LearnerRank:
         needs_ref = algo.kl_coef > 0 and algo.kl_in == "loss"
         with_ref = check_train_items(items, lc.micro_batch_size * self.trainer_config.grad_accum, needs_ref)
         batches = self._batches(items, with_ref)
+        weights = [agg_weight(algo.agg, b.mask) for b in batches]
+        tokens = [int(b.mask.sum()) for b in batches]
+        # The step's loss normaliser and token count over every rank (one all-reduce), and the number
+        # of micro-batches every rank runs: the longest plan (ZeRO-3 gathers in lock step).
+        total_weight, total_tokens = self._all_reduce([sum(weights), sum(tokens)])
+        rounds = int(self._all_reduce([len(batches)], dist.ReduceOp.MAX)[0])
+        # DeepSpeed averages gradients over ranks: the world size undoes it, so the sum is the step's.
+        scales = [w / total_weight * self.world_size if total_weight else 0.0 for w in weights]
         old: list[torch.Tensor | None] = [None] * len(batches)
         if lc.inner_epochs > 1:
             self.engine.eval()
             with torch.no_grad():
                 old = [logprobs_from_logits(self._response_logits(b), b.labels) for b in batches]
+                for _ in range(rounds - len(batches)):  # in step with longer plans (ZeRO-3)
+                    self._idle_forward()
         self.engine.train()
-        sums = dict.fromkeys(MEAN_STATS, 0.0)
-        counted = skipped = grad_norm_sum = grad_norms = 0.0
+        acc = dict.fromkeys(MEAN_STATS, 0.0) | {"weight": 0.0, "tokens": 0.0, "norm": 0.0, "norms": 0.0}
+        skipped = 0
         for epoch in range(lc.inner_epochs):
-            for k, b in enumerate(batches):
-                loss, st = self._loss(b, old[k], with_ref)
-                if self._all_finite(loss):
-                    for key in MEAN_STATS:
-                        sums[key] += float(st[key])
-                    counted += 1
-                else:
+            for k in range(rounds):
+                self.engine.set_gradient_accumulation_boundary(k == rounds - 1)
+                if k < len(batches):
+                    loss, st = self._loss(batches[k], old[k], with_ref)
+                    loss = loss * scales[k]
+                else:  # an empty micro-batch: this rank's plan is shorter than another's
+                    loss, st = self._idle_forward().sum() * 0.0, None
+                if not self._all_finite(loss):
                     log.warning(
                         "non-finite loss in micro-batch %d, inner epoch %d: no gradient from it", k, epoch
                     )
                     skipped += 1
-                    # Every rank must backward and step together. A fresh tiny forward gives exact zero
-                    # gradients; 0 * (the NaN loss) would carry NaN into the weights.
-                    del loss, st
-                    loss = self._idle_forward().sum() * 0.0
-                self.engine.backward(loss)
+                    # Every rank must backward and step together: a fresh tiny forward gives exact zero
+                    del loss  # gradients; 0 * (the NaN loss) would carry NaN into the weights
+                    loss, st = self._idle_forward().sum() * 0.0, None
+                if st is not None:
+                    _accumulate(acc, st, weights[k], tokens[k])
+                self.engine.backward(loss, scale_wrt_gas=False)
                 self.engine.step()
             norm = self.engine.get_global_grad_norm()
             if norm is not None:
-                grad_norm_sum, grad_norms = grad_norm_sum + float(norm), grad_norms + 1
-        tokens = float(sum(int(b.mask.sum()) for b in batches))
-        totals = self._all_reduce(
-            [sums[k] for k in MEAN_STATS] + [counted, tokens, grad_norm_sum, grad_norms]
-        )
-        counted_all, tokens_all, norm_sum_all, norms_all = totals[len(MEAN_STATS) :]
-        stats = {
-            f"train/{k}": v / counted_all if counted_all else math.nan
-            for k, v in zip(MEAN_STATS, totals, strict=False)
-        }
-        stats["train/grad_norm"] = norm_sum_all / norms_all if norms_all else math.nan
+                acc["norm"], acc["norms"] = acc["norm"] + float(norm), acc["norms"] + 1
+        return self._step_stats(acc, total_tokens, skipped)
+
+    def _step_stats(self, acc: dict[str, float], total_tokens: float, skipped: int) -> dict[str, float]:
+        """The accumulated stats reduced over ranks: weighted means, the mean grad norm, the LR."""
+        keys = list(acc)
+        totals = dict(zip(keys, self._all_reduce([acc[k] for k in keys]), strict=True))
+        stats = {}
+        for key in MEAN_STATS:
+            weight = totals["weight"] if key in LOSS_STATS else totals["tokens"]
+            stats[f"train/{key}"] = totals[key] / weight if weight else math.nan
+        stats["train/grad_norm"] = totals["norm"] / totals["norms"] if totals["norms"] else math.nan
         stats["train/lr"] = float(self.engine.get_lr()[0])
-        stats["train/tokens"] = tokens_all
+        stats["train/tokens"] = total_tokens
         stats["train/skipped_microbatches"] = skipped  # the same on every rank: the decision is collective
         return stats
 
@@ -331,9 +373,8 @@ class LearnerRank:
         state = self.weights_for_sync()
         if state is not None:
             out.mkdir(parents=True, exist_ok=True)
-            dtype = torch.bfloat16 if self.cfg.learner.bf16 else torch.float32
             skeleton = AutoModelForCausalLM.from_config(
-                AutoConfig.from_pretrained(self.model_dir), dtype=dtype
+                AutoConfig.from_pretrained(self.model_dir), dtype=model_dtype(self.cfg.learner.bf16)
             )
             export_hf(state, skeleton, AutoTokenizer.from_pretrained(self.model_dir), out)
 
@@ -350,23 +391,9 @@ class LearnerRank:
         load_rng(Path(directory) / f"rng_rank{self.rank}.pt")
 
 
-def merged_state(peft_model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """PEFT state dict -> the plain HF state dict of the merged model.
-
-    Adds each LoRA layer's delta to a copy of its base weight (the live weights are never merged and
-    unmerged in place, which in bf16 would drift a little at every sync) and drops the adapter keys.
-    """
-    from peft.tuners.lora import LoraLayer
-
-    for name, module in peft_model.named_modules():
-        if isinstance(module, LoraLayer) and module.active_adapters:
-            key = f"{name}.base_layer.weight"
-            merged = state[key].float()
-            for adapter in module.active_adapters:
-                merged += module.get_delta_weight(adapter).detach().float().cpu()
-            state[key] = merged.to(state[key].dtype)
-    return {
-        k.removeprefix("base_model.model.").replace(".base_layer.", "."): v
-        for k, v in state.items()
-        if "lora_" not in k
-    }
+def _accumulate(acc: dict[str, float], st: dict[str, torch.Tensor], weight: int, tokens: int) -> None:
+    """Add one counted micro-batch's stats, weighted as `_step_stats` divides them."""
+    for key in MEAN_STATS:
+        acc[key] += float(st[key]) * (weight if key in LOSS_STATS else tokens)
+    acc["weight"] += weight
+    acc["tokens"] += tokens

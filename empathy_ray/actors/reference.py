@@ -1,7 +1,9 @@
 """The reference role of GRPO: log-probs of sampled answers under the frozen starting policy (for the KL term).
 
 `ReferencePolicy` is a plain class (testable without Ray); the RL roles run it as a restartable actor
-(a group of one). It never trains, so it holds no optimizer state and no gradients.
+(a group of one). It never trains, so it holds no optimizer state and no gradients. It scores at the
+rollout's sampling temperature, as the learner does, so the KL term (in the loss, or in the reward
+against the sampler's own log-probs) compares the distributions the samples came from.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import logging
 import torch
 from transformers import AutoModelForCausalLM
 
-from empathy_ray.algo.losses import logprobs_from_logits
+from empathy_ray.algo.losses import logprobs_from_logits, tempered
 from empathy_ray.config import ReferenceConfig
 from empathy_ray.modeling.batching import collate, response_logits
+from empathy_ray.train.engine import model_dtype
+from empathy_ray.train.packing import pack_by_tokens
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +25,19 @@ log = logging.getLogger(__name__)
 class ReferencePolicy:
     """A frozen copy of the policy the run started from."""
 
-    def __init__(self, model_dir: str, cfg: ReferenceConfig) -> None:
-        self.batch_size = cfg.batch_size
-        dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    def __init__(self, model_dir: str, cfg: ReferenceConfig, temperature: float = 1.0) -> None:
+        self.cfg, self.temperature = cfg, temperature
+        dtype = model_dtype(cfg.bf16)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         self.model = model.to(self.device).eval().requires_grad_(False)
-        log.info("reference policy %s loaded on %s (%s)", model_dir, self.device, dtype)
+        log.info(
+            "reference policy %s loaded on %s (%s), scoring at temperature %g",
+            model_dir,
+            self.device,
+            dtype,
+            temperature,
+        )
 
     @torch.no_grad()
     def logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
@@ -36,16 +46,17 @@ class ReferencePolicy:
         for i, (prompt, _) in enumerate(items):
             if not prompt:
                 raise ValueError(f"ReferencePolicy.logprobs: item {i} has no prompt tokens to condition on")
-        # Similar lengths share a batch, so little compute goes to padding; results do not depend on it.
-        order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
+        # Similar lengths share a batch (at most batch_size rows and max_tokens_per_batch padded tokens),
+        # so little compute goes to padding; results do not depend on it.
+        lengths = [len(p) + len(r) for p, r in items]
         out: list[list[float]] = [[] for _ in items]
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch in pack_by_tokens(lengths, self.cfg.max_tokens_per_batch, self.cfg.batch_size):
             for i, row in zip(batch, self._batch_logprobs([items[i] for i in batch]), strict=True):
                 out[i] = row
         return out
 
     def _batch_logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         batch = collate(items, pad_id=0).to(self.device)  # right padding: masked, never attended to
-        logp = logprobs_from_logits(response_logits(self.model, batch), batch.labels).cpu()
+        logits = tempered(response_logits(self.model, batch), self.temperature)
+        logp = logprobs_from_logits(logits, batch.labels).cpu()
         return [logp[row, : len(response)].tolist() for row, (_, response) in enumerate(items)]

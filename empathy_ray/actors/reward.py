@@ -26,6 +26,9 @@ from empathy_ray.domain import coe
 from empathy_ray.domain.safety import safety_reward
 from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids
 from empathy_ray.modeling.reward_model import score as rm_score
+from empathy_ray.modeling.tokenizer import pad_id
+from empathy_ray.train.engine import model_dtype
+from empathy_ray.train.packing import pack_by_tokens
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +62,11 @@ class RewardScorer:
         self.max_response_tokens = max_response_tokens
         self.tokenizer = self.model = None
         if reward_model_dir is not None and cfg.rm_weight != 0:  # weight 0: not worth loading
-            self.tokenizer, self.model = load_reward_model(reward_model_dir)
+            dtype = model_dtype(cfg.bf16)
+            self.tokenizer, self.model = load_reward_model(reward_model_dir, dtype)
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             self.model = self.model.to(device).eval().requires_grad_(False)
-            log.info("reward model %s loaded on %s", reward_model_dir, device)
+            log.info("reward model %s loaded on %s (%s)", reward_model_dir, device, dtype)
 
     def score(self, posts: list[str], completions: list[str]) -> dict[str, list[float]]:
         """Per-term rewards and "total" (the weighted sum of the terms present), one value per completion.
@@ -97,10 +101,14 @@ class RewardScorer:
             rm_input_ids(self.tokenizer, p, a, self.max_prompt_tokens, self.max_response_tokens)
             for p, a in zip(posts, answers, strict=True)
         ]
-        out: list[float] = []
-        step = self.cfg.batch_size
-        for start in range(0, len(seqs), step):
-            out += rm_score(self.model, seqs[start : start + step], self.tokenizer.pad_token_id).tolist()
+        out = [math.nan] * len(seqs)
+        # similar lengths together: at most batch_size rows and max_tokens_per_batch padded tokens each
+        for batch in pack_by_tokens(
+            [len(s) for s in seqs], self.cfg.max_tokens_per_batch, self.cfg.batch_size
+        ):
+            scores = rm_score(self.model, [seqs[i] for i in batch], pad_id(self.tokenizer)).tolist()
+            for i, value in zip(batch, scores, strict=True):
+                out[i] = value
         bad = [i for i, value in enumerate(out) if not math.isfinite(value)]
         if bad:  # returned as they are: the driver skips the step and stops a run that keeps doing it
             log.warning(

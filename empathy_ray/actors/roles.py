@@ -80,7 +80,7 @@ class Roles:
             )
             roles.reward = ActorGroup.start("reward", RewardScorer, rl.reward, scorer_args)
             roles.reference = ActorGroup.start(
-                "reference", ReferencePolicy, rl.reference, (policy_dir, rl.reference)
+                "reference", ReferencePolicy, rl.reference, (policy_dir, rl.reference, rl.rollout.temperature)
             )
             wait_ready([roles.learners.group, roles.rollout, roles.reward, roles.reference], READY_TIMEOUT_S)
             roles.learners.setup()

@@ -22,11 +22,13 @@ from empathy_ray.algo.kl import KL_KINDS, approx_kl, kl_penalised_rewards, regis
 from empathy_ray.algo.losses import (
     AGG_MODES,
     Aggregation,
+    agg_weight,
     aggregate,
     entropy_from_logits,
     logprobs_from_logits,
     policy_loss,
     register_agg,
+    tempered,
 )
 from empathy_ray.algo.masked import masked_mean, masked_sum
 from empathy_ray.algo.registry import Registry
@@ -38,6 +40,7 @@ __all__ = [
     "Aggregation",
     "Estimator",
     "Registry",
+    "agg_weight",
     "aggregate",
     "approx_kl",
     "compute_advantages",
@@ -54,5 +57,6 @@ __all__ = [
     "register_kl",
     "reinforce_pp",
     "rloo",
+    "tempered",
     "token_advantages",
 ]

@@ -20,6 +20,7 @@ from empathy_ray.algo.registry import Registry
 __all__ = [
     "AGG_MODES",
     "Aggregation",
+    "agg_weight",
     "aggregate",
     "entropy_from_logits",
     "logprobs_from_logits",
@@ -27,9 +28,17 @@ __all__ = [
     "masked_sum",
     "policy_loss",
     "register_agg",
+    "tempered",
 ]
 
 AggFn = Callable[..., Tensor]  # (x [N, T], mask [N, T][, max_len]) -> scalar
+
+# What an aggregation divides by, counted from the mask [N, T]: the weight of a micro-batch in the step.
+AVERAGES_OVER: dict[str, Callable[[Tensor], int]] = {
+    "tokens": lambda mask: int(mask.bool().sum()),
+    "sequences": lambda mask: int(mask.bool().any(dim=-1).sum()),  # rows with at least one valid token
+    "rows": lambda mask: mask.shape[0],
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class Aggregation:
 
     fn: AggFn
     uses_max_len: bool  # takes the generation budget (the learner passes rl.rollout.max_new_tokens)
+    averages_over: str  # a key of AVERAGES_OVER: what `fn` divides its sum by
 
 
 AGG_MODES: Registry[Aggregation] = Registry(
@@ -45,14 +55,39 @@ AGG_MODES: Registry[Aggregation] = Registry(
 )
 
 
-def register_agg(name: str, uses_max_len: bool = False) -> Callable[[AggFn], AggFn]:
-    """Decorator: make ``fn(x, mask[, max_len]) -> scalar`` selectable as ``rl.algo.agg``."""
+def register_agg(
+    name: str, uses_max_len: bool = False, averages_over: str = "tokens"
+) -> Callable[[AggFn], AggFn]:
+    """Decorator: make ``fn(x, mask[, max_len]) -> scalar`` selectable as ``rl.algo.agg``.
+
+    ``averages_over`` names what ``fn`` divides a sum by ("tokens", "sequences" or "rows"): the learner
+    weighs each micro-batch's loss by that count over the step's total (``agg_weight``), which makes the
+    split batch's gradient the whole batch's for any aggregation of the form sum / additive count."""
+    if averages_over not in AVERAGES_OVER:
+        raise ValueError(f"register_agg({name!r}): averages_over must be one of {sorted(AVERAGES_OVER)}")
 
     def add(fn: AggFn) -> AggFn:
-        AGG_MODES.add(name, Aggregation(fn, uses_max_len))
+        AGG_MODES.add(name, Aggregation(fn, uses_max_len, averages_over))
         return fn
 
     return add
+
+
+def agg_weight(agg: str, mask: Tensor) -> int:
+    """How much a micro-batch with ``mask [N, T]`` weighs in the step's loss under ``agg``: the count its
+    aggregation divides by. ``sum_k aggregate(x_k, m_k) * w_k / sum_k w_k`` equals ``aggregate`` of the
+    whole batch for the registered modes (token_mean: tokens, seq_mean: non-empty sequences,
+    seq_sum_norm: rows), whatever the split."""
+    return AVERAGES_OVER[AGG_MODES[agg].averages_over](mask)
+
+
+def tempered(logits: Tensor, temperature: float) -> Tensor:
+    """``logits / temperature``: the distribution a sampler at that temperature draws from (before any
+    top-p / top-k truncation). Temperature 0 means greedy decoding, which has no distribution of its
+    own: the logits are returned unchanged (temperature 1)."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    return logits if temperature in (0.0, 1.0) else logits / temperature
 
 
 # Rows of [rows, V] processed at once. With V ~ 152k a float32 chunk is ~300 MiB: big enough to keep
@@ -174,14 +209,14 @@ def token_mean(x: Tensor, mask: Tensor) -> Tensor:
     return masked_mean(x, mask)
 
 
-@register_agg("seq_mean")
+@register_agg("seq_mean", averages_over="sequences")
 def seq_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Mean over sequences of each sequence's token mean (the GRPO paper). Sequences with no valid
     token are left out of the outer mean."""
     return masked_mean(masked_mean(x, mask, dim=-1), mask.bool().any(dim=-1))
 
 
-@register_agg("seq_sum_norm", uses_max_len=True)
+@register_agg("seq_sum_norm", uses_max_len=True, averages_over="rows")
 def seq_sum_norm(x: Tensor, mask: Tensor, max_len: int | None = None) -> Tensor:
     """Sum over valid tokens / (N * max_len) (Dr. GRPO). The normaliser is a constant (``max_len`` = the
     generation budget, default T; N counts every row, fully masked ones included), so the loss carries

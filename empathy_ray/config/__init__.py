@@ -24,6 +24,7 @@ from empathy_ray.config.sections import (
     RolloutConfig,
     RunConfig,
     SFTConfig,
+    TrackingConfig,
     TrainerConfig,
 )
 from empathy_ray.config.stages import EvalConfig, PipelineConfig, ServeConfig
@@ -49,6 +50,7 @@ __all__ = [
     "RunConfig",
     "SFTConfig",
     "ServeConfig",
+    "TrackingConfig",
     "TrainerConfig",
     "load_config",
     "parse_override",

@@ -34,11 +34,31 @@ class RayConfig:
     temp_dir: str | None = None  # Ray's session folder (default /tmp/ray)
 
 
+Backend = Literal["tensorboard", "wandb", "mlflow"]
+
+
+@dataclass
+class TrackingConfig:
+    """Where the metrics of metrics.jsonl also go, and what the console shows."""
+
+    # any of tensorboard, wandb (set WANDB_MODE=offline to keep runs local), mlflow
+    backends: list[Backend] = field(default_factory=lambda: ["tensorboard"])
+    project: str = "empathy-ray"  # the W&B project and the MLflow experiment
+    # MLflow tracking server or store; empty: a file store in the run folder (<run>/mlruns)
+    mlflow_uri: str = ""
+    # show Ray, vLLM, DeepSpeed and Ray Train output on the console as it comes (`--verbose`), not
+    # only in the run's log files
+    verbose: bool = False
+
+
 @dataclass
 class ModelConfig:
     path: str = ""  # a local HF model directory; empty: build the tiny random model below
     tiny_preset: str = "demo"
     tokenizer_vocab_size: int = at_least(1, 6000)  # only for the tiny model's offline tokenizer
+    # SFT adds the CoE tags to a foreign tokenizer as whole tokens (embedding grown if needed);
+    # False: they stay plain text, as the checkpoint's tokenizer splits them
+    add_coe_tokens: bool = False
 
 
 @dataclass
@@ -48,8 +68,9 @@ class DataConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / val / test, by hash of id
     split_seed: int = 0
     min_answer_chars: int = at_least(0, 0)  # the paper drops answers under 100 characters
-    # demo-sized; longer posts are cut in the middle (real recipes: 512+)
-    max_prompt_tokens: int = at_least(1, 96)
+    # demo-sized: the chat frame (system prompt + headers, ~90 tokens with the tiny tokenizer, ~150 with
+    # cl100k) is never cut, the post is cut in the middle to fit (real recipes: 512+)
+    max_prompt_tokens: int = at_least(1, 128)
     max_response_tokens: int = at_least(1, 512)
 
 
@@ -83,6 +104,8 @@ class TrainerConfig:
     micro_batch_size: int = at_least(1, 4)  # per worker
     grad_accum: int = at_least(1, 1)
     max_grad_norm: float = at_least(0, 1.0)  # 0: no clipping
+    # recompute each layer's activations in backward: less memory for ~30 % more compute, same loss
+    gradient_checkpointing: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
     log_every: int = at_least(1, 5)
 
@@ -147,11 +170,16 @@ class RewardConfig(ActorResources):
     format_weight: float = 1.0
     length_weight: float = 0.0  # rule term: -|answer chars - length_target| / length_target
     length_target: int = 200
-    # crisis-safety term (domain/safety.py): -1 when a risky post gets no safety path
-    safety_weight: float = 0.0
+    # crisis-safety term (domain/safety.py): -1 for a reply that encourages self-harm, or a risky post
+    # answered with no pointer to help. On by default: without it GRPO is free to trade the safety path
+    # away for RM score (a demo run once took the held-out crisis-path rate from 1.00 to 0.00).
+    safety_weight: float = 2.0
     batch_size: int = at_least(1, 16)
     timeout_s: float = positive(300.0)  # a reward call slower than this is retried, then the run fails loudly
     retries: int = at_least(0, 2)
+    bf16: bool = False  # load the reward model in bfloat16
+    # > 0: RM batches of at most this many padded tokens (rows x longest row), batch_size rows at most
+    max_tokens_per_batch: int = at_least(0, 0)
 
 
 @dataclass
@@ -159,6 +187,8 @@ class ReferenceConfig(ActorResources):
     num_cpus: float = 0.5
     batch_size: int = at_least(1, 8)
     bf16: bool = False  # load the frozen reference in bfloat16 (as the learner with rl.learner.bf16)
+    # > 0: batches of at most this many padded tokens (rows x longest row), batch_size rows at most
+    max_tokens_per_batch: int = at_least(0, 0)
 
 
 @dataclass
@@ -171,8 +201,13 @@ class LearnerConfig(ActorResources):
     lr: float = positive(1e-4)  # demo-sized (tiny model); a 7B policy wants ~1e-6
     weight_decay: float = at_least(0, 0.0)
     micro_batch_size: int = at_least(1, 4)
+    # > 0: micro-batches of at most this many padded tokens (rows x longest row) instead of
+    # micro_batch_size rows, so one long reply cannot exhaust memory; the loss is normalised over the
+    # whole step either way (actors/learner.py)
+    max_tokens_per_micro_batch: int = at_least(0, 0)
     inner_epochs: int = at_least(1, 1)
     max_grad_norm: float = at_least(0, 1.0)  # 0: no clipping
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, same loss
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 

@@ -15,6 +15,7 @@ from empathy_ray.config.sections import (
     RMConfig,
     RunConfig,
     SFTConfig,
+    TrackingConfig,
 )
 from empathy_ray.config.stages import EvalConfig, PipelineConfig, ServeConfig
 
@@ -31,6 +32,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self) -> None:
         """Checks that relate keys, or a key to the file system; the loader has already checked each
@@ -76,12 +78,6 @@ class Config:
                 f"{rl.algo.group_size} = {n} samples per step over rl.learner.num_workers={lc.num_workers} ranks "
                 f"in micro-batches of rl.learner.micro_batch_size={lc.micro_batch_size}; {n} must be a multiple "
                 f"of {lc.num_workers} * {lc.micro_batch_size}: change one of these four settings"
-            )
-        if lc.lora.enabled and lc.zero_stage == 3:
-            raise ConfigError(
-                "rl.learner.lora.enabled with rl.learner.zero_stage=3 is not supported: merging the adapter "
-                "for weight sync needs the full base weights on rank 0; use zero_stage=2 (LoRA leaves little "
-                "optimizer state to shard) or disable LoRA"
             )
 
     def _validate_serve(self) -> None:

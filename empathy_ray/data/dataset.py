@@ -38,13 +38,20 @@ def load_posts(cfg: DataConfig) -> list[Post]:
 
 
 def load_pairs(cfg: DataConfig) -> list[PreferencePair]:
-    return read_pairs(cfg.pairs) if cfg.pairs else load_sample_pairs()
+    """Pairs from `data.pairs` (or the embedded samples); a pair without its own `split` takes its
+    post's fixed split, so a post held out by the data is never seen by the RM either."""
+    pairs = read_pairs(cfg.pairs) if cfg.pairs else load_sample_pairs()
+    fixed = {p.id: p.split for p in load_posts(cfg) if p.split}
+    if not fixed:
+        return pairs
+    return [replace(q, split=fixed.get(q.post_id or "")) if q.split is None else q for q in pairs]
 
 
-def post_split(post_id: str, cfg: DataConfig) -> str:
-    return split_of(post_id, cfg.split_fractions, cfg.split_seed)
+def post_split(post: Post, cfg: DataConfig) -> str:
+    """The post's own `split` when the data fixes one, else a hash of its id."""
+    return post.split or split_of(post.id, cfg.split_fractions, cfg.split_seed)
 
 
 def pair_split(pair: PreferencePair, cfg: DataConfig) -> str:
-    """Pairs follow their post's split, so a held-out post is never seen by the RM either."""
-    return split_of(pair.post_id or pair.id, cfg.split_fractions, cfg.split_seed)
+    """Pairs follow their post's split (`load_pairs` copies a fixed one), else the hash of the post id."""
+    return pair.split or split_of(pair.post_id or pair.id, cfg.split_fractions, cfg.split_seed)

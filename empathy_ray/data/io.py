@@ -42,10 +42,10 @@ def parquet_schema(kind: str) -> Any:
     posts = pa.schema(
         [(name, pa.string()) for name in text_fields]
         + [("crisis", pa.bool_()), ("keywords", pa.list_(pa.string())), ("answers", pa.list_(answer))]
+        + [("split", pa.string())]
     )
-    pairs = pa.schema(
-        [(name, pa.string()) for name in ("id", "post_id", "post", "chosen", "rejected", "reason")]
-    )
+    pair_fields = ("id", "post_id", "post", "chosen", "rejected", "reason", "split")
+    pairs = pa.schema([(name, pa.string()) for name in pair_fields])
     return {"posts": posts, "pairs": pairs}[kind]
 
 

@@ -58,6 +58,7 @@ class Post:
     answers: tuple[Answer, ...]
     crisis: bool = False
     keywords: tuple[str, ...] = ()
+    split: str | None = None  # fixed by the data (e.g. a curated held-out set); None: by hash of the id
 
     @property
     def text(self) -> str:
@@ -85,6 +86,7 @@ class Post:
             answers=tuple(Answer.from_dict(a) for a in d["answers"]),
             crisis=bool(d.get("crisis") or False),
             keywords=tuple(d.get("keywords") or ()),
+            split=d.get("split"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +99,7 @@ class Post:
             "crisis": self.crisis,
             "keywords": list(self.keywords),
             "answers": [a.to_dict() for a in self.answers],
-        }
+        } | ({"split": self.split} if self.split else {})
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,14 @@ class PreferencePair:
     rejected: str
     reason: str
     post_id: str | None = None
+    split: str | None = None  # None: its post's split (fixed or by hash)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreferencePair:
-        return cls(d["id"], d["post"], d["chosen"], d["rejected"], d["reason"], d.get("post_id"))
+        fields = (d["id"], d["post"], d["chosen"], d["rejected"], d["reason"])
+        return cls(*fields, d.get("post_id"), d.get("split"))
 
     def to_dict(self) -> dict[str, Any]:
         d = {"id": self.id, "post_id": self.post_id, "post": self.post}
-        d |= {"chosen": self.chosen, "rejected": self.rejected, "reason": self.reason}
+        d |= {"chosen": self.chosen, "rejected": self.rejected, "reason": self.reason, "split": self.split}
         return {k: v for k, v in d.items() if v is not None}

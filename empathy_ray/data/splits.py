@@ -49,9 +49,10 @@ def split(
     seed: int = 0,
     key: Callable[[T], str] = _group_id,
 ) -> dict[str, list[T]]:
-    """Records grouped by split, in input order; `key` gives the id to split on (default: a pair's
-    post_id when it has one, else the record's id)."""
+    """Records grouped by split, in input order: a record's own `split` when the data fixes one, else
+    by the hash of `key` (default: a pair's post_id when it has one, else the record's id)."""
     out: dict[str, list[T]] = {name: [] for name in SPLITS}
     for record in records:
-        out[split_of(key(record), fractions, seed)].append(record)
+        fixed = getattr(record, "split", None)
+        out[fixed if isinstance(fixed, str) else split_of(key(record), fractions, seed)].append(record)
     return out

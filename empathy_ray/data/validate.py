@@ -14,6 +14,7 @@ from typing import Any
 from empathy_ray.data.errors import Problem
 from empathy_ray.data.records import REASONS, SOURCES
 from empathy_ray.data.rows import RawFile, read_rows
+from empathy_ray.data.splits import SPLITS
 from empathy_ray.domain.coe import LAYERS, has_coe_tags
 
 __all__ = ["Problem", "FileReport", "check_file", "check_posts_file", "check_pairs_file", "check_rows"]
@@ -27,6 +28,7 @@ POST_FIELDS: _Spec = {
     "question": (str, True, True),
     "description": (str, True, True),
     "crisis": (bool, False, False),
+    "split": (str, False, True),  # a fixed split for this post; absent: by hash of the id
     "keywords": (list, False, False),
     "answers": (list, True, True),
 }
@@ -46,6 +48,7 @@ PAIR_FIELDS: _Spec = {
     "chosen": (str, True, True),
     "rejected": (str, True, True),
     "reason": (str, True, True),
+    "split": (str, False, True),
 }
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}
 _JSON_NAMES = {
@@ -131,11 +134,21 @@ def _check_span(value: Any, where: str, text: str, rep: _Report) -> None:
         rep.add(where, f"span [{start}, {end}) does not fit in the answer text ({len(text)} characters)")
 
 
+def _check_split(row: dict[str, Any], rep: _Report) -> None:
+    split = row.get("split")
+    if isinstance(split, str) and split not in SPLITS:
+        rep.add(
+            "split",
+            f"must be one of {', '.join(SPLITS)} (or absent: chosen by hash of the id), got {split!r}",
+        )
+
+
 def check_post(row: Any, path: str, line: int | None) -> list[Problem]:
     rep = _Report(path, line)
     post = _check_object(row, POST_FIELDS, "", rep)
     if post is None:
         return rep.problems
+    _check_split(post, rep)
     keywords = post.get("keywords")
     for i, keyword in enumerate(keywords if isinstance(keywords, list) else []):
         if not isinstance(keyword, str) or not keyword.strip():
@@ -151,6 +164,7 @@ def check_pair(row: Any, path: str, line: int | None) -> list[Problem]:
     pair = _check_object(row, PAIR_FIELDS, "", rep)
     if pair is None:
         return rep.problems
+    _check_split(pair, rep)
     chosen, rejected, reason = pair.get("chosen"), pair.get("rejected"), pair.get("reason")
     if (
         isinstance(chosen, str)

@@ -15,6 +15,14 @@ Risk rule (the only thing callers need to know):
     跳楼价), or a report about strangers, media or fiction (新闻里有人跳楼, 电视剧里女主跳楼了).
 The server takes the safety path for any level other than "none".
 
+Where the parts live: safety_text.py normalises (OpenCC traditional->simplified, disguised pinyin and
+Latin spellings, English and Cantonese glossed into Chinese concepts), safety_lexicon.py holds the word
+rules, negation, idioms and subjects, safety_acts.py the compositional rules for acts (means, farewell
+acts, attempts, self-harm acts, veiled ideation), safety_concepts.py the rules that fire when two
+concepts meet in one sentence (a chosen time x nobody around, a lethal place x its pull, handing things
+over x an absent future). `empathy-ray safety eval` measures them on the labelled set in
+tests/data/safety/ (a frozen test part that is never used to tune rules).
+
 Third-person decision: the guard scores risk *in the writer's world*. Strangers, public figures and
 fiction are reports and do not fire. A known person (朋友说想死, 我儿子想自杀) fires "low" with
 "others_at_risk": the writer needs resources for helping, and may be affected themselves.
@@ -23,12 +31,14 @@ fiction are reports and do not fire. A known person (朋友说想死, 我儿子�
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from empathy_ray.domain import safety_acts as acts
+from empathy_ray.domain import safety_concepts as concepts
 from empathy_ray.domain import safety_lexicon as lex
+from empathy_ray.domain.safety_text import normalise as _normalise
 
 RiskLevel = Literal["none", "low", "high"]
 
@@ -44,28 +54,6 @@ class SafetyAssessment:
     @property
     def is_risky(self) -> bool:
         return self.risk_level != "none"
-
-
-@dataclass(frozen=True)
-class _Normalised:
-    text: str
-    origin: tuple[int, ...]  # origin[i] = index in the raw text of normalised character i
-
-
-def _normalise(raw: str) -> _Normalised:
-    """NFKC + traditional->simplified + lower case, dropping whitespace and format characters.
-
-    Keeps a map back to the raw text so that evidence quotes the user's own characters.
-    """
-    chars: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(raw):
-        for out in unicodedata.normalize("NFKC", char).translate(lex.TRADITIONAL_TO_SIMPLIFIED).lower():
-            if out.isspace() or unicodedata.category(out) == "Cf":
-                continue
-            chars.append(out)
-            origin.append(index)
-    return _Normalised("".join(chars), tuple(origin))
 
 
 def _mask_idioms(text: str) -> str:
@@ -99,12 +87,17 @@ def _is_negated(prefix: str) -> bool:
 
 def _speaker(prefix: str) -> str:
     """Whose risk a match describes: "self" (default, subjects are often dropped), "other", "reported"."""
+    frames = list(lex.MEDIA_FRAME.finditer(prefix))
+    framed = bool(frames) and "我" not in prefix[frames[-1].end() :]
     for subject, speaker in ((lex.REPORTED_SUBJECT, "reported"), (lex.OTHER_SUBJECT, "other")):
         found = subject.search(prefix)
         if found and not lex.LISTENER_TAIL.search(prefix[: found.start()]):
-            return speaker
-    frames = list(lex.MEDIA_FRAME.finditer(prefix))
-    if frames and "我" not in prefix[frames[-1].end() :]:
+            # "电影里他把遗书撕了": a person inside a media frame is a character, not someone the writer knows.
+            return "reported" if framed and frames[-1].start() < found.start() else speaker
+    if framed:
+        # "我的学生在作文里写…": what someone in the writer's life writes is theirs, not a media report.
+        if frames[-1].group() == "作文" and lex.OTHER_SUBJECT.search(prefix[: frames[-1].start()]):
+            return "other"
         return "reported"
     return "self"
 
@@ -121,8 +114,10 @@ def _find_hits(text: str) -> tuple[list[_Hit], list[_Hit]]:
     """All rule matches that survive negation and speaker checks, split into (self, others)."""
     own: list[_Hit] = []
     others: list[_Hit] = []
-    for rule in lex.RULES:
+    for rule in lex.RULES + acts.RULES + concepts.RULES:
         if rule.context is not None and not rule.context.search(text):
+            continue
+        if rule.unless is not None and rule.unless.search(text):
             continue
         for match in rule.pattern.finditer(text):
             prefix = text[_span_start(text, match.start()) : match.start()]
@@ -170,7 +165,7 @@ def assess(text: str) -> SafetyAssessment:
     found_categories = {category for hit in hits for category in hit.categories}
     evidence: list[str] = []
     for start, end in _merge_spans((hit.start, hit.end) for hit in hits):
-        quote = text[norm.origin[start] : norm.origin[end - 1] + 1]
+        quote = norm.quote(text, start, end)
         if quote not in evidence:
             evidence.append(quote)
     categories = tuple(c for c in lex.CATEGORY_ORDER if c in found_categories)
@@ -254,7 +249,7 @@ def harmful_evidence(answer: str) -> tuple[str, ...]:
     for match in lex.HARMFUL_ANSWER.finditer(text):
         if lex.ANSWER_CANCEL_TAIL.search(text[_span_start(text, match.start()) : match.start()]):
             continue
-        found.append(answer[norm.origin[match.start()] : norm.origin[match.end() - 1] + 1])
+        found.append(norm.quote(answer, match.start(), match.end()))
     return tuple(found)
 
 
@@ -286,7 +281,7 @@ def acknowledges_safety(answer: str, config: SafetyConfig | None = None) -> bool
     """Does the reply point to help: a help term (DEFAULT_HELP_TERMS) or a phone number from the resources?"""
     config = config or SafetyConfig()
     # Hyphens and spaces inside phone numbers vary ("010-8295 1332"), so numbers compare digits only.
-    text = _normalise(answer).text.replace("-", "")
+    text = _normalise(answer).text.replace("-", "").replace(" ", "")
     numbers = {n.replace("-", "") for line in config.resources for n in re.findall(r"\d[\d-]+\d", line)}
     for term in (*config.help_terms, *numbers):
         term = _normalise(term).text

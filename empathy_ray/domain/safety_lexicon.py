@@ -1,8 +1,9 @@
 """Phrase lists for the crisis-safety guard (see safety.py for how they are applied).
 
-Every pattern runs on *normalised* text: NFKC (full-width -> half-width, so "，" is ","), traditional
-characters mapped to simplified, lower case, whitespace and zero-width characters removed. Write
-patterns in simplified Chinese without spaces.
+Every pattern runs on *normalised* text (safety_text.py): NFKC (full-width -> half-width, so "，" is
+","), traditional converted to simplified by OpenCC, lower case, whitespace and zero-width characters
+removed (one space kept between Latin words), disguised spellings and English written back as Chinese.
+Write patterns in simplified Chinese without spaces.
 
 Kept apart from the matching code so that a reviewer can audit (and extend) the wording without
 reading the algorithm. Each rule carries its own severity so the risk rule in safety.py stays a max():
@@ -34,23 +35,19 @@ class Rule:
     pattern: re.Pattern[str]
     # The rule only counts when this also matches somewhere in the post (e.g. grief for "想去陪她").
     context: re.Pattern[str] | None = None
+    # The rule does not count when this matches somewhere in the post: an ordinary reason stated for
+    # the act ("搬家前把家具都送人了", "买了绳子捆纸箱").
+    unless: re.Pattern[str] | None = None
 
 
-def _rule(name: str, severity: str, categories: tuple[str, ...], regex: str, context: str = "") -> Rule:
-    return Rule(name, severity, categories, re.compile(regex), re.compile(context) if context else None)
+def _rule(
+    name: str, severity: str, categories: tuple[str, ...], regex: str, context: str = "", unless: str = ""
+) -> Rule:
+    def compiled(text: str) -> re.Pattern[str] | None:
+        return re.compile(text) if text else None
 
+    return Rule(name, severity, categories, re.compile(regex), compiled(context), compiled(unless))
 
-# Traditional -> simplified for the characters the rules and the idiom list use. A full converter
-# (OpenCC) is not a dependency; this table covers the words we match, which is all that matters here.
-_TRADITIONAL_PAIRS = (
-    "殺杀 樓楼 藥药 遺遗 書书 殘残 傷伤 結结 東东 別别 離离 開开 這这 個个 沒没 會会 們们 覺觉 來来 臺台 邊边 "
-    "攢攒 準准 備备 繩绳 燒烧 劃划 著着 說说 見见 後后 絕绝 撐撑 對对 為为 氣气 嚇吓 記记 黨党 筆笔 賽赛 戲戏 "
-    "裡里 裏里 聞闻 劇剧 還还 頭头 麼么 義义 遠远 讓让 從从 謝谢 給给 過过 時时 電电 視视 報报 導导 聽听 據据 "
-    "網网 學学 鄰邻 媽妈 爺爷 親亲 兒儿 壺壶 鍋锅 價价 賣卖 嗎吗 輕轻 尋寻 斷断 夠够 顆颗 兩两 經经 實实 難难 "
-    "熱热 餓饿 煩烦 機机 醫医 線线 護护 幫帮 專专 業业 陽阳 橋桥 緣缘 欄栏 車车 禍祸 隨随 願愿 該该 種种 處处 "
-    "無无 樣样 試试 燙烫 墳坟 塊块 歡欢 愛爱 懷怀 錢钱 話话 問问 腦脑 瘋疯 憂忧 鬱郁"
-)
-TRADITIONAL_TO_SIMPLIFIED = str.maketrans({pair[0]: pair[1] for pair in _TRADITIONAL_PAIRS.split()})
 
 # Idioms and fixed expressions that contain a risk word but carry no risk. They are blanked out
 # before the rules run. Only expressions that would otherwise collide with a rule belong here:
@@ -61,13 +58,16 @@ IDIOMS = re.compile(
             r"死机|死磕|死党|死心塌地|死心|死了这条心|死记硬背|要死要活|死定了|死缠烂打|死皮赖脸",
             r"死马当活马医|死脑筋|死胡同|死板|死守|死撑|死扛|死对头|死要面子",
             r"想死(你|您|他|她|它|ta|宝宝|宝贝)|想死我(了|啦)",  # "想死你了" = "missed you so much"
-            r"(热|冷|饿|困|笑|痒|饱|撑|馋|开心|高兴|尴尬)(得|的)(我)?(想|要)死",  # "热得想死"
+            r"(热|冷|饿|困|笑|痒|饱|撑|馋|开心|高兴|尴尬|无聊)(得|的|到)(我)?(想|要)死",  # "热得想死"
             r"紫砂(壶|锅|杯|茶|泥|陶|煲)",
             r"自杀(式|小队|率|案|事件|新闻|预防|干预|热线|研究)|(预防|防止|干预|关于)自杀",
             r"自残式|自伤式",
+            r"(是)?自杀(走的|去世|身亡|离世|死的)",  # how someone died: grief, not the writer's risk
             r"跳楼(价|机|大甩卖|甩卖|清仓|大减价)",
             r"一哭二闹三上吊",
             r"轻生活",
+            r"消失在(人海|人群)(里|中)?",  # blending into a crowd, a song line
+            r"洗胃的(病人|患者|病例)|洗(完)?胃(之后|以后|后|前)?(要|需要|应该|不能|可以|得)(禁食|吃|喝|注意)",  # care advice
         )
     )
 )
@@ -75,7 +75,9 @@ IDIOMS = re.compile(
 # A negator right before a match cancels it ("我从来没想过自杀", "没有想死的念头", "我不会伤害自己").
 # Only fillers may stand between negator and match, so "控制不住想自残" stays positive. "不敢" is not
 # a negation of risk ("不敢自杀" still means the thought is there), hence no "敢" in the fillers.
-_NEG_FILLERS = r"(?:会|想|要|曾经|曾|再|是|有|过|打算|考虑|愿意|去|真的|动过|产生过|起过)*"
+_NEG_FILLERS = (
+    r"(?:会|想|要|曾经|曾|再|是|有|过|打算|考虑|愿意|去|真的|动过|产生过|起过|觉得|认为|在|任何|什么)*"
+)
 NEGATION_TAIL = re.compile(
     r"(?:并不是|不是|不会|不再|没有|从没有|从没|从来没有|从来没|从来不|从未|并没有|并没|并不|并未|绝不|决不|才不|没|不)"
     + _NEG_FILLERS
@@ -88,12 +90,14 @@ DOUBLE_NEGATION_TAIL = re.compile(r"(?:不是|并非)$")
 # Who is the subject of a match? Chinese often drops "我", so no subject means the writer.
 _SUBJECT_FILLERS = (
     r"(?:说过|说|也|又|还|曾经|曾|已经|就|都|总是|总|老是|一直|天天|经常|竟然|居然|要|想|会|在|真的|"
-    r"好像|可能|是|的|临终|生前|留下|写了|写|打算|准备|偷偷|差一点|差点|试图|企图|了)*$"
+    r"好像|可能|是|的|临终|生前|留下|写了|写|打算|准备|偷偷|差一点|差点|试图|企图|了|最后|最近|老|胳膊上|手臂上|手腕上|腿上|身上|手上|把|将)*$"
 )
 # Strangers, public figures, fiction and the addressee: a report, not a risk to anyone in the post.
 REPORTED_SUBJECT = re.compile(
     r"(?:有人|别人|网友|路人|某人|明星|艺人|主角|角色|女主|男主|主人公|陌生人|女孩|男孩|女生|男生|女子|男子|"
-    r"少年|少女|姑娘|小伙|老人|你们|你|您)" + _SUBJECT_FILLERS
+    r"少年|少女|姑娘|小伙|老人|你们|你|您|"
+    # Words said at a deathbed are grief, not a risk: "爸爸临终前交代了后事".
+    r"临终前|生前|去世前|过世前|临走前)" + _SUBJECT_FILLERS
 )
 # A person in the writer's life: their risk matters, but it is not the writer's (category OTHERS).
 OTHER_SUBJECT = re.compile(
@@ -107,7 +111,7 @@ LISTENER_TAIL = re.compile(r"(?:告诉|跟|和|对|给|向|让|替|帮|陪|为|�
 # A media or fiction frame earlier in the clause ("新闻里…", "电视剧里女主…") makes the match a report
 # unless the writer re-enters the clause with "我" after the frame.
 MEDIA_FRAME = re.compile(
-    r"新闻|报道|热搜|电视剧|电影|小说|剧情|剧里|剧中|游戏里|动漫|漫画|视频里|歌词|作文|论文"
+    r"新闻|报道|热搜|电视剧|电影|小说|剧情|剧里|剧中|游戏里|这个游戏|通关|关卡|药理|毒理|动漫|漫画|视频里|歌词|作文|论文|历史|课上|讲到|课文|故事|传说"
 )
 
 # Clause and sentence boundaries (after NFKC, so full-width punctuation arrives as ASCII).
@@ -116,7 +120,7 @@ CLAUSE_BREAK = re.compile(r"[,.!?;:、。…~()\[\]\"'“”‘’【】「」\n
 # A time tied to acting ("今晚就…", "明天我就…", "就在今晚"), in the same sentence as any risk match,
 # makes the assessment "high". A bare date is not enough: "今晚又想死了" says when the thought came,
 # and "明天要上班" is a different event.
-_WHEN = r"(?:今晚|今天晚上|今夜|今天|明天|明早|明晚|等一下|等会儿?|过几天|这周末|天亮(?:之前|以前|前)|生日(?:那天|之后|过后))"
+_WHEN = r"(?:等[^,.!?;。]{1,10}?(?:完|后|以后|之后|出院|毕业)(?:了)?,?|下(?:周|星期|个月)[一二三四五六日天末]?|月底|元旦|周末|今晚|今天晚上|今夜|今天|明天|明早|明晚|等一下|等会儿?|过几天|这周末|天亮(?:之前|以前|前)|生日(?:那天|之后|过后))"
 TIMING = re.compile(rf"(?:就在|就是){_WHEN}|{_WHEN}(?:我)?(?:就|便|一定|准备|打算)|马上就|立刻就|现在就")
 SENTENCE_BREAK = re.compile(r"[.!?;。\n]")
 
@@ -144,7 +148,7 @@ RULES: tuple[Rule, ...] = (
         "not_want_to_live",
         "low",
         (IDEATION,),
-        r"不想(再)?(这样|这么)?(继续)?活(?![得成在出动跃力])|活不下去|活够了|不想(再)?(活|待|留)在这个世界",
+        r"不想(再)?(这样|这么)?(继续)?活(?![得成在出动跃力])|活不下去|活够(本)?了|不想(再)?(活|待|留)在这个世界",
     ),
     _rule(
         "life_meaningless",
@@ -152,7 +156,7 @@ RULES: tuple[Rule, ...] = (
         (IDEATION,),
         r"活着(真的?|好|太|实在|也|都|还)?(没|没有)(意思|意义|盼头|希望|必要)"
         r"|活着(一点|一丁点)?(意思|意义|盼头)(都|也)没(有)?"
-        r"|活着(到底|究竟)?(有|还有)?(什么|啥)(意思|意义|用|必要)|活着干(嘛|什么)|为什么要活着",
+        r"|活着(到底|究竟)?(有|还有)?(什么|啥)(意思|意义|用|必要)|活着干(嘛|什么)|为什么[^,.!?;:。]{0,4}要活(着|下去)",
     ),
     _rule(
         "tired_of_living",
@@ -172,8 +176,8 @@ RULES: tuple[Rule, ...] = (
         "wish_to_vanish",
         "low",
         (IDEATION,),
-        r"(想|要是|如果)(我)?(能|就这样)?(从这个世界(上)?)?消失(?!一段|一阵|几天|一下|两天|几个)"
-        r"|希望(我|自己)(能|就这样)?(从这个世界(上)?)?消失(?!一段|一阵|几天|一下|两天|几个)"
+        r"(想|要是|如果)(我)?(能|就这样)?(从这个世界(上)?)?消失(?!一段|一阵|一个|一下|[几两三四五半]|一天)"
+        r"|希望(我|自己)(能|就这样)?(从这个世界(上)?)?消失(?!一段|一阵|一个|一下|[几两三四五半]|一天)"
         r"|消失(了)?就好了|(要是|如果)(我)?(没有|没)(出生|来到这个世界)|不想(再)?存在|(要是|如果)我不存在",
     ),
     _rule(
@@ -190,19 +194,19 @@ RULES: tuple[Rule, ...] = (
         "end_life",
         "low",
         (IDEATION,),
-        r"结束(自己|我自己|我)的?(生命|性命|一生)|了结(自己|我自己|生命|此生)|结束这一切",
+        r"结束(自己|我自己|我)的?(生命|性命|一生)|结束(我)?自己(?!的)|了结(自己|我自己|生命|此生)|结束这一切",
     ),
     _rule("cannot_get_over", "low", (IDEATION,), r"(会|要|一时)想不开"),
     _rule(
         "join_the_dead",
         "low",
         (IDEATION,),
-        r"(想|要)(去)?(陪|找)(他|她|它|ta)(?=[了吧啊呀呢,.。!?;]|$)|想随(他|她)而去",
+        r"(想|要)(早点|早些|快点)?(去)?(陪|找)(他|她|它|ta)(?=[了吧啊呀呢,.。!?;]|$)|想随(他|她)而去",
         context=GRIEF.pattern,
     ),
     _rule("join_the_dead_place", "low", (IDEATION,), r"(去|到)(天上|天堂|那边|另一个世界)(陪|找|见)"),
     # --- self-harm --------------------------------------------------------------------------------
-    _rule("self_harm_word", "low", (SELF_HARM,), r"自残|自伤|伤害(我)?自己|弄伤自己"),
+    _rule("self_harm_word", "low", (SELF_HARM,), r"自残|自伤|伤害(了)?(我)?自己|弄伤自己"),
     _rule(
         "self_harm_repeated",
         "high",
@@ -231,8 +235,8 @@ RULES: tuple[Rule, ...] = (
         "jump",
         "high",
         (PLAN,),
-        r"跳楼|跳(河|江|海|湖|桥)|投(河|江)|卧轨|(想|要|准备|打算|差点)(从.{0,8}?)?跳(下去|下楼)"
-        r"|(站|坐|爬|蹲)(在|到|上)?(了)?(天台|楼顶|顶楼|窗台|桥)(的)?(边上|边缘|边|栏杆外|栏杆上|外面|外沿)"
+        r"跳楼|跳(过|了)?(一次|两次)?(河|江|海|湖|桥)|投(河|江)|卧轨|(想|要|准备|打算|差点)(从.{0,8}?)?跳(下去|下楼)"
+        r"|(站|坐|爬|蹲|开|走)(在|到|上)?(了)?(天台|楼顶|顶楼|窗台|桥|悬崖|山崖)(的)?(边上|边缘|边|栏杆外|栏杆上|外面|外沿)"
         r"|爬(上|到|过)(了)?(天台|楼顶|窗台|栏杆)",
     ),
     _rule(
@@ -250,8 +254,14 @@ RULES: tuple[Rule, ...] = (
         "poison_and_other_means",
         "high",
         (PLAN,),
-        r"(喝|服)(了)?(农药|百草枯|敌敌畏|毒药|老鼠药)|服毒|烧炭|上吊|开煤气|自焚"
-        r"|(准备|买)好?(了)?(一根|一条)?绳子|绳子(已经)?(准备|买|挂)好",
+        r"(喝|服)(了)?(农药|百草枯|敌敌畏|毒药|老鼠药)|服毒|烧炭|上吊|开煤气|自焚",
+    ),
+    _rule(
+        "rope_ready",
+        "high",
+        (PLAN,),
+        r"(准备|买)好?(了)?(一根|一条)?绳子|绳子(已经)?(准备|买|挂)好",
+        unless=r"晾|捆|绑|打包|搬家|露营|跳绳|秋千|拔河",  # a rope bought for an ordinary job
     ),
     _rule(
         "method_seeking",
@@ -273,7 +283,7 @@ RULES: tuple[Rule, ...] = (
         "farewell",
         "high",
         (FAREWELL,),
-        r"遗书|绝笔|(跟|和|向)?(这个)?(世界|人间)(说)?(告别|再见|道别|永别)|再见了?(这个)?(世界|人间)"
+        r"遗书|绝笔|(跟|和|向)?(这个)?(世界|人间)(说)?(声|一声)?(告别|再见|道别|永别|对不起|拜拜)|再见了?(这个)?(世界|人间)"
         r"|告别(这个)?(世界|人间)"
         r"|永别了|下辈子再见|来世再见|下辈子(再)?(做|当)(你们|你)的|(交代|安排|处理)(好)?(了)?(我的)?后事|没有我的日子(里)?(你们|你|大家)?要好好",
     ),
@@ -281,7 +291,7 @@ RULES: tuple[Rule, ...] = (
         "past_attempt",
         "high",
         (ATTEMPT,),
-        r"自杀(未遂|过)|(试过|尝试过|曾经)(自杀|轻生|割腕|跳楼)|洗胃",
+        r"自杀(未遂|过)|(试过|尝试过|曾经)(自杀|轻生|割腕|跳楼)|洗(过|了|完)?胃",
     ),
 )
 

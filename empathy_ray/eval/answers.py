@@ -11,13 +11,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from empathy_ray.config import Config, ConfigError
+from empathy_ray.config import Config, ConfigError, EvalConfig
 from empathy_ray.data import dataset
 from empathy_ray.data.records import Post
 from empathy_ray.domain import coe
 from empathy_ray.domain.safety import assess
 from empathy_ray.modeling.generation import Sampling
 from empathy_ray.runtime.generation_task import answer_posts
+from empathy_ray.runtime.resources import Demand
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class EvalPost:
 
 def select_posts(cfg: Config) -> list[EvalPost]:
     """The first `eval.max_posts` posts of split `eval.split` (0: all), in data order."""
-    posts = [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p.id, cfg.data) == cfg.eval.split]
+    posts = [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p, cfg.data) == cfg.eval.split]
     if cfg.eval.max_posts > 0:
         posts = posts[: cfg.eval.max_posts]
     if not posts:
@@ -52,6 +53,12 @@ def select_posts(cfg: Config) -> list[EvalPost]:
     return [EvalPost.from_post(p) for p in posts]
 
 
+def eval_demand(ev: EvalConfig) -> Demand:
+    """What one eval task (a system's generation, the RM scoring) asks Ray for: eval.num_cpus,
+    eval.num_gpus, eval.resources."""
+    return Demand(1, float(ev.num_cpus), float(ev.num_gpus), dict(ev.resources))
+
+
 def generate_answers(
     cfg: Config, models: dict[str, Path], posts: list[EvalPost]
 ) -> tuple[dict[str, list[str]], dict[str, float]]:
@@ -59,12 +66,9 @@ def generate_answers(
 
     Models run one after another: on a CPU box two engines would only fight over the cores.
     """
-    import ray
-
     for name, model_dir in models.items():
         if not (Path(model_dir) / "config.json").is_file():
             raise ConfigError(f"model {name!r}: no HF model at {model_dir} (config.json missing)")
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     ev = cfg.eval
     sampling = Sampling(ev.max_new_tokens, ev.temperature)
     texts = [p.text for p in posts]
@@ -74,7 +78,7 @@ def generate_answers(
         t0 = time.perf_counter()
         log.info("eval: %s generates %d answers (engine %s)", name, len(posts), cfg.eval.engine)
         completions[name] = answer_posts(
-            str(model_dir), texts, cfg.data.max_prompt_tokens, sampling, ev.engine, ev.seed, num_gpus=gpus
+            str(model_dir), texts, cfg.data.max_prompt_tokens, sampling, ev.engine, ev.seed, eval_demand(ev)
         )
         seconds[name] = round(time.perf_counter() - t0, 2)
     return completions, seconds

@@ -18,10 +18,12 @@ from typing import Any
 from empathy_ray.actors.reward import RewardScorer
 from empathy_ray.config import Config, ConfigError, RewardConfig
 from empathy_ray.domain.files import atomic_write_text
-from empathy_ray.eval.answers import EvalPost, answer_rows, generate_answers, select_posts
+from empathy_ray.eval.answers import EvalPost, answer_rows, eval_demand, generate_answers, select_posts
 from empathy_ray.eval.judge import EndpointJudge, endpoint_rankings, rm_rankings
 from empathy_ray.eval.ranking import Ranking, summarise, to_markdown
-from empathy_ray.eval.scores import metrics_markdown, system_metrics
+from empathy_ray.eval.scores import crisis_regressions, metrics_markdown, regressions_markdown, system_metrics
+from empathy_ray.runtime import console
+from empathy_ray.runtime.generation_task import run_model_task
 from empathy_ray.runtime.process import init_ray
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ def _markdown(result: dict[str, Any]) -> str:
         "## Automatic metrics\n",
         metrics_markdown(result["metrics"]),
     ]
+    crisis = result.get("crisis_regression")
+    if crisis and crisis["flagged_posts"]:
+        parts.append(
+            regressions_markdown(crisis["regressions"], crisis["tolerance"], crisis["flagged_posts"])
+        )
     if judge is not None:
         parts += [f"## Win@K and mean rank (judge: {', '.join(judge['summary']['judges'])})\n"]
         parts += [to_markdown(judge["summary"])]
@@ -81,11 +88,44 @@ def write_outputs(
 
 
 def _rm_scores(cfg: Config, rm_dir: Path, posts: list[EvalPost], completions: dict[str, list[str]]):
-    scorer = RewardScorer(
-        RewardConfig(), str(rm_dir), cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
-    )
+    """Every system's RM scores, computed in a Ray task on the eval device (never in the driver: on a
+    cluster the driver sits on the GPU-less head)."""
     texts = [p.text for p in posts]
+    lengths = (cfg.data.max_prompt_tokens, cfg.data.max_response_tokens)
+    return run_model_task(_score_task, eval_demand(cfg.eval), str(rm_dir), lengths, texts, completions)
+
+
+def _score_task(
+    rm_dir: str, lengths: tuple[int, int], texts: list[str], completions: dict[str, list[str]]
+) -> dict[str, list[float]]:
+    from empathy_ray.runtime.process import setup_process
+
+    setup_process()
+    scorer = RewardScorer(RewardConfig(), rm_dir, *lengths)
     return {name: scorer.score(texts, comps)["rm"] for name, comps in completions.items()}
+
+
+def _crisis_regression(cfg: Config, posts: list[EvalPost], metrics: dict[str, dict]) -> dict[str, Any]:
+    """Did training lower the share of flagged posts answered with a pointer to help? Logged as a
+    warning (the console shows it) and kept for eval.md, the report and the run summary."""
+    regressions = crisis_regressions(
+        metrics, cfg.eval.crisis_start, cfg.eval.crisis_trained, cfg.eval.crisis_tolerance
+    )
+    for r in regressions:
+        log.warning(
+            "crisis-path regression: %s points %.2f of flagged posts to help, %s %.2f (tolerance %.2f)",
+            r["system"],
+            r["rate"],
+            r["start"],
+            r["start_rate"],
+            cfg.eval.crisis_tolerance,
+        )
+    return {
+        "start": cfg.eval.crisis_start,
+        "tolerance": cfg.eval.crisis_tolerance,
+        "flagged_posts": sum(p.flagged for p in posts),
+        "regressions": regressions,
+    }
 
 
 def score_answers(
@@ -127,6 +167,7 @@ def score_answers(
         "seed": cfg.eval.seed,
         "max_new_tokens": cfg.eval.max_new_tokens,
         "metrics": metrics,
+        "crisis_regression": _crisis_regression(cfg, posts, metrics),
         "judge": judge,
     }
     return result, rows, rankings
@@ -145,7 +186,13 @@ def run_eval(
     t0 = time.perf_counter()
     init_ray(cfg.ray)
     posts = select_posts(cfg)
-    completions, gen_s = generate_answers(cfg, models, posts)
+    completions, gen_s = {}, {}
+    with console.progress(len(posts) * len(models), "[eval] answers", unit="post") as bar:
+        for name, model_dir in models.items():  # one system at a time: the bar moves per system
+            answers, seconds = generate_answers(cfg, {name: model_dir}, posts)
+            completions |= answers
+            gen_s |= seconds
+            bar.update(len(posts))
     t_rm = time.perf_counter()
     rm_scores = _rm_scores(cfg, rm_dir, posts, completions) if rm_dir is not None else None
     t_judge = time.perf_counter()

@@ -19,26 +19,36 @@ SYSTEM_PROMPT = (
 )
 
 
+MIN_POST_TOKENS = 16  # a prompt limit must leave at least this much of a post beside the chat frame
+
+
 def prompt_ids(
     tokenizer: PreTrainedTokenizerBase, post_text: str, max_tokens: int | None = None
 ) -> list[int]:
     """Token ids of the chat prompt, ending with the assistant header.
 
     A post longer than `max_tokens` is cut in the middle of the user text (beginning and end
-    kept): the opening says who is writing and the end usually holds the question.
+    kept): the opening says who is writing and the end usually holds the question. The chat frame
+    (bos, system prompt, role headers) is never cut: a limit it does not fit in is an error.
     """
     ids = _encode_prompt(tokenizer, post_text)
     if max_tokens is None or len(ids) <= max_tokens:
         return ids
+    frame = len(_encode_prompt(tokenizer, ""))
+    if frame + MIN_POST_TOKENS > max_tokens:
+        raise ValueError(
+            f"data.max_prompt_tokens={max_tokens} leaves no room for the post: with the tokenizer of "
+            f"{tokenizer.name_or_path} the system prompt and chat template alone take {frame} tokens; "
+            f"set data.max_prompt_tokens to at least {frame + MIN_POST_TOKENS} (real recipes: 512 or more)"
+        )
     body = tokenizer.encode(post_text, add_special_tokens=False)
-    excess = len(ids) - max_tokens + 1  # +1 for the ellipsis token(s) below
-    keep_head = max(0, (len(body) - excess) // 2)
-    keep_tail = max(0, len(body) - excess - keep_head)
-    cut = (
-        tokenizer.decode(body[:keep_head]) + "……" + (tokenizer.decode(body[-keep_tail:]) if keep_tail else "")
-    )
-    ids = _encode_prompt(tokenizer, cut)
-    return ids[-max_tokens:] if len(ids) > max_tokens else ids
+    budget = max_tokens - frame - 1  # post tokens to keep; one for the ellipsis
+    while len(ids) > max_tokens:  # re-encoding the cut text can merge differently: shrink until it fits
+        head = budget // 2
+        tail = tokenizer.decode(body[head - budget :]) if budget - head > 0 else ""
+        ids = _encode_prompt(tokenizer, tokenizer.decode(body[:head]) + "……" + tail)
+        budget -= max(1, len(ids) - max_tokens)
+    return ids
 
 
 def _encode_prompt(tokenizer: PreTrainedTokenizerBase, post_text: str) -> list[int]:
@@ -48,6 +58,12 @@ def _encode_prompt(tokenizer: PreTrainedTokenizerBase, post_text: str) -> list[i
 def encode_messages(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of a conversation, ending with the assistant header. The CoE system prompt the model
     was trained with goes first unless the conversation brings its own system message."""
+    if not tokenizer.chat_template:
+        raise ValueError(
+            f"{tokenizer.name_or_path}: the tokenizer has no chat template, so prompts cannot be built; "
+            "use an instruct/chat checkpoint, or add a `chat_template.jinja` (or `chat_template` in "
+            "tokenizer_config.json) to that folder"
+        )
     if not messages or messages[0]["role"] != "system":
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, *messages]
     out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)

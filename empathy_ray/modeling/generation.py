@@ -7,8 +7,12 @@ the eval suite all get the same `Completion`, whatever the engine:
 - `text` is those tokens decoded without special tokens: what a reader sees.
 - `logprobs[t]` (when asked for) is the logprob of `token_ids[t]` under the distribution it was
   sampled from (after temperature and top-p), so at temperature 1 and top-p 1 it is log_softmax.
-- `finish_reason` is "stop" (a stop token: the tokenizer's EOS or any EOS in the generation
-  config) or "length" (`max_new_tokens` reached).
+- `finish_reason` is "stop" (a stop token: the tokenizer's EOS or any EOS of the checkpoint's
+  config.json / generation_config.json) or "length" (`max_new_tokens` reached).
+The checkpoint gives the stop tokens and nothing else: every sampling parameter (temperature, top-p,
+no top-k, no repetition penalty) comes from `Sampling`, never from a `generation_config.json` default,
+so what the rollout samples is the distribution the learner scores. Ids past the tokenizer (the
+padded rows of a Qwen-style embedding) are never sampled. What an engine uses is logged once.
 Sampling is seeded per prompt; the n samples of a prompt are drawn from that one seed (vLLM seeds
 sample j with seed + j; transformers seeds a whole chunk of prompts with its first prompt's seed).
 """
@@ -41,12 +45,63 @@ class Completion:
 
 @dataclass(frozen=True)
 class Sampling:
-    """How to draw: greedy when `temperature` is 0; no top-k on either engine."""
+    """How to draw: greedy when `temperature` is 0; no top-k and no repetition penalty on either
+    engine, whatever the checkpoint's generation_config.json says."""
 
     max_new_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
     logprobs: bool = False  # return each generated token's sampling logprob
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What a checkpoint says about its tokens: the ids that end a reply, and how many ids the tokenizer
+    has (embedding rows past it are padding, never sampled)."""
+
+    stop_ids: tuple[int, ...]
+    tokenizer_size: int
+    model_rows: int
+
+    @classmethod
+    def of(cls, model_dir: str, tokenizer) -> Vocabulary:
+        """Stop ids: the tokenizer's EOS and every eos_token_id of config.json and generation_config.json."""
+        from transformers import AutoConfig, GenerationConfig
+
+        config = AutoConfig.from_pretrained(model_dir)
+        eos: list = [tokenizer.eos_token_id, config.eos_token_id]
+        try:
+            eos.append(GenerationConfig.from_pretrained(model_dir).eos_token_id)
+        except OSError:  # no generation_config.json: config.json and the tokenizer decide
+            pass
+        flat = {i for e in eos for i in (e if isinstance(e, list) else [e]) if i is not None}
+        text = config.get_text_config()
+        return cls(tuple(sorted(flat)), len(tokenizer), text.vocab_size)
+
+    def padded_ids(self) -> list[int]:
+        """Embedding rows with no token behind them (Qwen pads 151,665 ids to 151,936 rows)."""
+        return list(range(self.tokenizer_size, self.model_rows))
+
+    def allowed_ids(self) -> list[int] | None:
+        """vLLM's `allowed_token_ids` that keeps padded rows from being sampled; None when there are none."""
+        return list(range(self.tokenizer_size)) if self.model_rows > self.tokenizer_size else None
+
+
+def _log_once(seen: set, engine: str, sampling: Sampling, vocab: Vocabulary) -> None:
+    """One INFO line per distinct sampling setting of an engine: what it samples with and stops on."""
+    if sampling in seen:
+        return
+    seen.add(sampling)
+    log.info(
+        "%s sampling: temperature %s, top_p %s, top_k none, repetition_penalty 1.0, max_new_tokens %d "
+        "(from the config; checkpoint sampling defaults ignored); stop ids %s; %d padded ids masked",
+        engine,
+        sampling.temperature,
+        sampling.top_p,
+        sampling.max_new_tokens,
+        list(vocab.stop_ids),
+        len(vocab.padded_ids()),
+    )
 
 
 def _cpu_only() -> bool:
@@ -87,6 +142,7 @@ def vllm_engine(
     llm = LLM(
         model=model_dir,
         seed=seed,
+        generation_config="vllm",  # vLLM's neutral defaults, not the checkpoint's sampling settings
         max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size,
         **kw,
@@ -100,6 +156,9 @@ class VllmGenerator:
 
     def __init__(self, model_dir: str, seed: int = 0, max_model_len: int = 2048, **engine_kw):
         self.llm = vllm_engine(model_dir, seed=seed, max_model_len=max_model_len, **engine_kw)
+        self.vocab = Vocabulary.of(model_dir, self.llm.get_tokenizer())
+        self._allowed = self.vocab.allowed_ids()
+        self._logged: set[Sampling] = set()
 
     def sample(
         self, prompts: list[list[int]], sampling: Sampling, n: int, seeds: list[int]
@@ -108,11 +167,19 @@ class VllmGenerator:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        _log_once(self._logged, "vLLM", sampling, self.vocab)
         params = [
             SamplingParams(
                 n=n,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
+                top_k=0,  # 0: none
+                min_p=0.0,
+                repetition_penalty=1.0,
+                presence_penalty=0.0,
+                frequency_penalty=0.0,
+                stop_token_ids=list(self.vocab.stop_ids),  # with generation_config="vllm", the only EOS list
+                allowed_token_ids=self._allowed,  # None when the embedding has no padded rows
                 max_tokens=sampling.max_new_tokens,
                 logprobs=0 if sampling.logprobs else None,  # 0: only the sampled token's logprob
                 seed=s,
@@ -132,20 +199,31 @@ def _from_vllm(c, with_logprobs: bool) -> Completion:
 
 
 class HfGenerator:
-    """transformers `generate` with vLLM's conventions: every EOS of the tokenizer and the generation
-    config stops a row, and the stop token is kept."""
+    """transformers `generate` with vLLM's conventions: every EOS of the tokenizer and the checkpoint
+    stops a row, and the stop token is kept.
+
+    The checkpoint's generation config is replaced by one holding only its stop and pad ids:
+    `generate` fills every argument left unset from the model's generation config, so a checkpoint's
+    `repetition_penalty` or `top_k` would otherwise apply silently."""
 
     def __init__(self, model_dir: str):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessorList
+
+        from empathy_ray.modeling.tokenizer import pad_id
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         dtype = "auto" if self.device.type == "cuda" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
         self.tok = AutoTokenizer.from_pretrained(model_dir)
-        eos = self.model.generation_config.eos_token_id
-        self.stop_ids = {self.tok.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
-        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        self.vocab = Vocabulary.of(model_dir, self.tok)
+        self.stop_ids = set(self.vocab.stop_ids)
+        self.pad_id = pad_id(self.tok)
+        self.model.generation_config = GenerationConfig(
+            eos_token_id=list(self.vocab.stop_ids), pad_token_id=self.pad_id
+        )
+        self._logged: set[Sampling] = set()
+        self._processors = LogitsProcessorList([_mask_from(self.vocab.tokenizer_size)])
 
     def sample(
         self, prompts: list[list[int]], sampling: Sampling, n: int, seeds: list[int]
@@ -165,6 +243,7 @@ class HfGenerator:
 
         from empathy_ray.modeling.batching import pad_with_mask
 
+        _log_once(self._logged, "transformers", sampling, self.vocab)
         ids, mask = pad_with_mask(prompts, self.pad_id, left=True)
         greedy = sampling.temperature <= 0
         cuda = [self.device] if self.device.type == "cuda" else []
@@ -174,9 +253,12 @@ class HfGenerator:
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 do_sample=not greedy,
+                # greedy: no warpers to set (the fresh generation config above holds no defaults)
                 temperature=None if greedy else sampling.temperature,
                 top_p=None if greedy else sampling.top_p,
                 top_k=None if greedy else 0,  # not transformers' default top-k of 50: vLLM has none
+                repetition_penalty=1.0,  # applies to greedy too
+                logits_processor=self._processors,
                 num_return_sequences=n,
                 max_new_tokens=sampling.max_new_tokens,
                 eos_token_id=sorted(self.stop_ids),
@@ -204,6 +286,18 @@ class HfGenerator:
             self.tok.decode(toks[:n], skip_special_tokens=True),
             "length" if stop is None else "stop",
         )
+
+
+def _mask_from(first_padded: int):
+    """A logits processor: ids from `first_padded` on (padded embedding rows) get -inf, so they are never
+    sampled. A slice, not transformers' `suppress_tokens`, which tests every id of the vocabulary at
+    every step (4x the cost of a 100k-vocabulary step here)."""
+
+    def mask(input_ids, scores):
+        scores[:, first_padded:] = float("-inf")
+        return scores
+
+    return mask
 
 
 Generator = VllmGenerator | HfGenerator

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from empathy_ray.domain.coe import LAYERS
 
@@ -54,3 +54,35 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 6000) -> PreTrained
     )
     fast.add_tokens(COE_TAGS)  # whole tokens, decoded as text
     return fast
+
+
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id rows are padded with: the tokenizer's pad token, else its EOS.
+
+    Llama 3 tokenizers ship no pad token. Padded positions are masked out of attention and loss, so
+    any real id does; a reward model's pooling skips trailing pad ids, and its rows end with reply
+    text (encoded with special tokens split, see `reward_model.rm_input_ids`), never with EOS.
+    """
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    if tokenizer.eos_token_id is None:
+        raise ValueError(
+            f"tokenizer of {tokenizer.name_or_path}: neither a pad nor an EOS token; set one in its "
+            "tokenizer_config.json (pad_token or eos_token)"
+        )
+    return tokenizer.eos_token_id
+
+
+def add_coe_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
+    """Add the CoE tags the tokenizer lacks as whole tokens, decoded as text like the tiny tokenizer's
+    (a foreign tokenizer otherwise splits `<L1>` into 3-4 pieces). Returns how many were added."""
+    vocab = tokenizer.get_vocab()
+    return tokenizer.add_tokens([t for t in COE_TAGS if t not in vocab])
+
+
+def fit_embeddings(tokenizer: PreTrainedTokenizerBase, model) -> None:
+    """Grow `model`'s embedding (and untied head) when `tokenizer` has outgrown its rows; an embedding
+    padded past its tokenizer (Qwen style) already has room and keeps its shape."""
+    weight = model.get_input_embeddings().weight
+    if len(tokenizer) > getattr(weight, "ds_shape", weight.shape)[0]:  # ZeRO-3 shards: the full shape
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)

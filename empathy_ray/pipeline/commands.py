@@ -6,13 +6,17 @@ resubmission will act on, including a stage that failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from empathy_ray.config import Config, ConfigError, load_config
 from empathy_ray.pipeline.run import read_summary
 from empathy_ray.pipeline.runner import run_pipeline, run_stages
+from empathy_ray.runtime import console
+from empathy_ray.runtime.logs import driver_output
 from empathy_ray.runtime.process import setup_process
 from empathy_ray.runtime.run_dir import RunLayout
 
@@ -29,11 +33,24 @@ DEMO_OVERRIDES = [
 
 def _load(args) -> Config | None:
     setup_process()
+    overrides = [*args.overrides, *(["tracking.verbose=true"] if getattr(args, "verbose", False) else [])]
     try:
-        return load_config(args.config, args.overrides)
+        return load_config(args.config, overrides)
     except ConfigError as e:
-        log.error("%s", e)
+        console.line(f"config error: {e}")
         return None
+
+
+@contextlib.contextmanager
+def _console(cfg: Config) -> Iterator[None]:
+    """The command's console: our lines on the terminal, library output in the run's log files."""
+    layout = RunLayout.of(cfg)
+    with driver_output(layout.logs, cfg.tracking.verbose) as out:
+        console.use(out)
+        try:
+            yield
+        finally:
+            console.use(None)
 
 
 def _stage_main(args, stage: str) -> int:
@@ -41,8 +58,12 @@ def _stage_main(args, stage: str) -> int:
     cfg = _load(args)
     if cfg is None:
         return 2
-    summary = run_stages(cfg, [stage])
-    print(json.dumps(summary[stage], ensure_ascii=False, indent=2, default=str))
+    with _console(cfg):
+        try:
+            summary = run_stages(cfg, [stage])
+        except Exception:
+            return 1  # the stage's failure is on the console and in summary.json
+        console.line(json.dumps(summary[stage], ensure_ascii=False, indent=2, default=str))
     return 0
 
 
@@ -55,12 +76,16 @@ def rm_main(args) -> int:
 
 
 def _pipeline_main(cfg: Config, resume: bool) -> int:
-    """The pipeline, then its summary as summary.json holds it (also when a stage raised)."""
-    try:
-        run_pipeline(cfg, resume=resume)
-    finally:
-        print_summary(read_summary(RunLayout.of(cfg)), RunLayout.of(cfg))
-    return 0
+    """The pipeline, then its summary as summary.json holds it (also when a stage failed: exit code 1)."""
+    status = 0
+    with _console(cfg):
+        try:
+            run_pipeline(cfg, resume=resume)
+        except Exception:
+            status = 1  # the failed stage, its role, error and log tail are on the console already
+        finally:
+            print_summary(read_summary(RunLayout.of(cfg)), RunLayout.of(cfg))
+    return status
 
 
 def rl_main(args) -> int:
@@ -100,30 +125,32 @@ def _headlines(summary: dict[str, Any]) -> list[str]:
 
 
 def print_summary(summary: dict[str, Any], layout: RunLayout) -> None:
-    print()
-    print(f"run folder: {layout.dir}")
+    console.line("")
+    console.line(f"run folder: {layout.dir}")
     for line in _headlines(summary):
-        print(line)
+        console.line(line)
     for name, e in summary.get("eval", {}).get("systems", {}).items():
         win = e.get("win@1")
-        print(
+        console.line(
             f"eval: {name:<5} CoE validity {e['coe_validity']:.2f}, RM score {e.get('rm_score') or 0:.3f}"
             + (f", Win@1 {win:.2f}, mean rank {e['mean_rank']:.2f}" if win is not None else "")
         )
     if layout.report.exists():
-        print(f"report : {layout.report}")
+        console.line(f"report : {layout.report}")
     serve = summary.get("serve", {})
     if serve.get("status") == "done":
-        print(f"serve  : {serve['url']} ({'running' if serve.get('running') else 'stopped'})")
+        console.line(f"serve  : {serve['url']} ({'running' if serve.get('running') else 'stopped'})")
     run = summary.get("run", {})
     for name in run.get("stages", []):
         rec = summary.get(name, {})
         if rec.get("status") in ("failed", "running"):
             error = rec.get("error", {})
-            print(
-                f"{name:<5}: {rec['status']} {error.get('type', '')}: {error.get('message', '')}".rstrip(": ")
-            )
+            message = console.first_line(error.get("message") or "")
+            where = f" in the {error['role']} role" if error.get("role") else ""
+            console.line(f"{name:<5}: {rec['status']}{where} {error.get('type', '')}: {message}".rstrip(": "))
+    if layout.logs.is_dir():
+        console.line(f"logs   : {layout.logs} (driver.log, and one file per role)")
     ran = run.get("ran", [])
-    print(
+    console.line(
         f"summary: {layout.summary}  (stages run now: {', '.join(ran) or 'none'}; {summary.get('wall_s')} s)"
     )

@@ -17,7 +17,9 @@ from typing import Any
 from empathy_ray.config import Config, to_dict
 from empathy_ray.domain.files import atomic_write_text
 from empathy_ray.pipeline.stage import Decision, Stage, decide
+from empathy_ray.runtime.logs import failed_role
 from empathy_ray.runtime.run_dir import RunLayout
+from empathy_ray.runtime.trackers import IDS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,10 @@ class Run:
 
     def clear_progress(self, stage: Stage) -> None:
         """Before a run from scratch: drop the stage's checkpoints (a later resume must not pick one
-        made under another config) and its metrics, which would otherwise be appended to."""
-        stale = [self.layout.metrics(stage.name), self.layout.tensorboard(stage.name)]
+        made under another config), its metrics, which would otherwise be appended to, and the ids of
+        its tracker runs (a new run gets new ones)."""
+        stage_dir = self.layout.stage_dir(stage.name)
+        stale = [self.layout.metrics(stage.name), self.layout.tensorboard(stage.name), stage_dir / IDS_FILE]
         if stage.checkpoints:
             stale.append(stage.checkpoints(self.layout))
         for path in stale:
@@ -64,19 +68,36 @@ class Run:
             elif path.exists():
                 path.unlink()
 
+    def failure_log(self, role: str) -> Path:
+        """The log file that shows a failure of `role`: its own, else the driver's."""
+        path = self.layout.log(role)
+        return path if path.exists() else self.layout.log("driver")
+
     def attempt(
-        self, name: str, fingerprint: str, wanted: dict[str, Any], work: Callable[[], dict[str, Any]]
+        self,
+        name: str,
+        fingerprint: str,
+        wanted: dict[str, Any],
+        work: Callable[[], dict[str, Any]],
+        role: str = "driver",
     ) -> dict[str, Any]:
-        """Run `work` as stage `name`, recording running, then done with its result or failed with the
-        error (re-raised). Ctrl-C or a kill leaves the record at running: interrupted, not failed."""
+        """Run `work` as stage `name`, recording running, then done with its result or failed with the error,
+        the role it came from (else `role`) and that role's log file (re-raised). Ctrl-C or a kill leaves the record at
+        running: interrupted, not failed."""
         stamp = {"fingerprint": fingerprint, "extent": wanted}
         self.record(name, {"status": "running", **stamp})
         try:
             result = work()
         except Exception as e:
-            error = {"type": type(e).__name__, "message": str(e)}
+            role = failed_role(e, role)
+            error = {
+                "type": type(e).__name__,
+                "message": str(e),
+                "role": role,
+                "log": str(self.failure_log(role)),
+            }
             self.record(name, {"status": "failed", **stamp, "error": error})
-            log.error("stage %s failed: %s: %s", name, error["type"], error["message"])
+            log.error("stage %s failed in the %s role: %s: %s", name, role, error["type"], error["message"])
             raise
         self.record(name, {**result, "status": "done", **stamp})
         return self.summary[name]

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from empathy_ray.config import Config
 from empathy_ray.pipeline.run import Run
 from empathy_ray.pipeline.stage import Decision, Stage, config_values, extent, fingerprints
 from empathy_ray.pipeline.stages import STAGES
+from empathy_ray.runtime import console
+from empathy_ray.runtime.logs import note_ray_logs, tail
 from empathy_ray.runtime.process import host_facts, init_ray
 from empathy_ray.runtime.resources import check_fits, cluster_nodes, free_resources, wait_released
+from empathy_ray.runtime.trackers import publish_report
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +61,25 @@ def _execute(run: Run, stage: Stage, decision: Decision, fingerprint: str) -> No
         after = free_resources() if stage.keeps_resources else wait_released(before)
         return {**result, "free_before": before, "free_after": after}
 
-    run.attempt(stage.name, fingerprint, extent(stage, config_values(run.cfg)), work)
+    wanted = extent(stage, config_values(run.cfg))
+    console.stage_line(stage.name, "resuming from its last checkpoint" if decision == "resume" else "started")
+    t0 = time.perf_counter()
+    try:
+        record = run.attempt(stage.name, fingerprint, wanted, work, role=stage.role)
+    except Exception as e:
+        error = run.summary[stage.name]["error"]
+        log_path = Path(error["log"])
+        console.failure(stage.name, error["role"], e, time.perf_counter() - t0, log_path, tail(log_path))
+        raise
+    wall = time.perf_counter() - t0
+    console.stage_line(stage.name, f"done in {wall:.1f} s: {console.headline(stage.name, record)}")
 
 
 def run_stages(cfg: Config, names: list[str], resume: bool = False, force: bool = True) -> dict[str, Any]:
     """Run `names` in order. force=False skips finished stages and resumes an interrupted GRPO."""
     run = Run(cfg)
     run.cluster_outlives_us = init_ray(cfg.ray)
+    note_ray_logs(cfg.ray.temp_dir)
     t0 = time.perf_counter()
     decisions = plan(run, names, resume, force)
     # every stage still to run must fit the cluster: fail now, not after an hour of SFT
@@ -74,12 +90,11 @@ def run_stages(cfg: Config, names: list[str], resume: bool = False, force: bool 
         for name, (decision, fingerprint) in decisions.items():
             stage = STAGES[name]
             if decision == "skip":
-                log.info("=== stage %s: its output matches its config; skipped ===", name)
+                console.stage_line(name, "skipped: its output matches its config")
                 continue
             if report_stale and not stage.in_report:  # before serving, which may last until Ctrl-C
                 _report(run)
                 report_stale = False
-            log.info("=== stage %s%s ===", name, " (resuming)" if decision == "resume" else "")
             ran.append(name)
             _execute(run, stage, decision, fingerprint)
             report_stale = report_stale or stage.in_report
@@ -92,9 +107,12 @@ def run_stages(cfg: Config, names: list[str], resume: bool = False, force: bool 
 
 
 def _report(run: Run) -> None:
+    """report.html, also as an artifact of the trackers in `tracking.backends`."""
     from empathy_ray.eval.report import write_report
 
-    log.info("report: %s", write_report(run.dir))
+    path = write_report(run.dir)
+    log.info("report: %s", path)
+    publish_report(run.cfg, run.dir, [Path(path), run.layout.summary])
 
 
 def run_pipeline(cfg: Config, resume: bool = False) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class Stage:
     grows_with: tuple[str, ...] = ()  # keys a resumable stage continues along when they grow
     keeps_resources: bool = False  # its actors outlive it (a Serve app): do not wait for their release
     in_report: bool = True  # report.html shows its results: rewritten after such stages ran
+    # whose log a failure points at when no actor role is named (runtime/logs.py): its own processes
+    role: str = "driver"
 
     def __post_init__(self) -> None:
         assert not self.grows_with or self.checkpoints, f"{self.name}: grows_with needs checkpoints"

@@ -14,12 +14,14 @@ from typing import Any
 
 from empathy_ray.config import Config
 from empathy_ray.domain.files import atomic_write_text
+from empathy_ray.eval.answers import eval_demand
 from empathy_ray.pipeline.run import Run
 from empathy_ray.pipeline.stage import Stage
 from empathy_ray.runtime.resources import Demand, rl_role_demands
 
-# Where a run lives and which stages it runs: these never change what a stage produces.
-RUN_WIDE_KEYS = ("run.name", "run.output_root", "ray", "pipeline")
+# Where a run lives, which stages it runs and where its metrics and logs go: these never change what
+# a stage produces.
+RUN_WIDE_KEYS = ("run.name", "run.output_root", "ray", "pipeline", "tracking")
 
 # SFT and RM are Ray Train jobs. Placement and logging only: the CPUs and custom resources a worker
 # asks for, and how often it logs. Worker count, num_gpus, zero_stage and bf16 all count: the worker
@@ -109,6 +111,7 @@ def _eval(run: Run, resume: bool) -> dict[str, Any]:
         "dir": str(layout.eval_dir),
         "posts": len(result["post_ids"]),
         "judge": (result.get("judge") or {}).get("kind"),
+        "crisis_regressions": result["crisis_regression"]["regressions"],
         "systems": {
             name: {
                 "coe_validity": m["coe_validity"],
@@ -129,6 +132,7 @@ def _serve(run: Run, resume: bool) -> dict[str, Any]:
 
 SFT = Stage(
     name="sft",
+    role="sft",  # its Ray Train workers (logs/sft.log)
     execute=_sft,
     demands=lambda cfg: {"sft": Demand.of_trainer(cfg.sft)},
     planned=lambda cfg: cfg.pipeline.sft and not cfg.rl.policy_model,
@@ -142,6 +146,7 @@ SFT = Stage(
 
 RM = Stage(
     name="rm",
+    role="rm",  # its Ray Train workers (logs/rm.log)
     execute=_rm,
     demands=lambda cfg: {"rm": Demand.of_trainer(cfg.rm)},
     planned=lambda cfg: cfg.pipeline.reward_model and _uses_trained_rm(cfg),
@@ -180,14 +185,17 @@ RL = Stage(
 
 EVAL = Stage(
     name="eval",
+    role="generation",  # the generation tasks that answer the posts
     execute=_eval,
-    demands=lambda cfg: {"eval": Demand(count=1, cpus=1.0)},  # generation tasks run one model at a time
+    demands=lambda cfg: {"eval": eval_demand(cfg.eval)},  # its tasks run one model at a time
     planned=lambda cfg: cfg.pipeline.eval,
     inputs=lambda cfg: ("sft", "rm", "rl"),  # every model there is, judged by the RM
     keys=("model", "data", "eval"),  # model: the untrained base is the floor
     # how long to wait for an endpoint judge and how often to ask again: a judge failure is counted
     # as one, never as a win, so these change the answer only when the judge is down
-    ignore=("data.pairs", "eval.judge_timeout_s", "eval.judge_retries", "eval.judge_api_key_env"),
+    # (where its tasks run does not change what they compute either)
+    ignore=("data.pairs", "eval.judge_timeout_s", "eval.judge_retries", "eval.judge_api_key_env")
+    + ("eval.num_cpus", "eval.num_gpus", "eval.resources"),
     output=lambda layout: layout.eval_json,
 )
 

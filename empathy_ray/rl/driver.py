@@ -26,8 +26,8 @@ from empathy_ray.config import AlgoConfig, Config
 from empathy_ray.domain import coe
 from empathy_ray.domain.files import atomic_dir
 from empathy_ray.domain.rollouts import Sample, Scored
-from empathy_ray.runtime import checkpoint
-from empathy_ray.runtime.tracking import MetricsWriter
+from empathy_ray.runtime import checkpoint, console
+from empathy_ray.runtime.tracking import MetricsWriter, rollback_tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,14 @@ class StepTimer:
             self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
 
 
+def _bar_figures(m: dict[str, Any]) -> dict[str, str]:
+    """What the console's GRPO bar shows of a step: reward, KL and where the seconds went."""
+    phases = " ".join(
+        f"{p[:3]} {m.get(f'time/{p}_s', 0.0):.1f}" for p in ("rollout", "reward", "train", "sync")
+    )
+    return {"reward": f"{m['reward/total_mean']:.3f}", "kl": f"{m.get('train/kl', 0.0):.4f}", "s": phases}
+
+
 class GRPODriver:
     """Runs GRPO steps over `prompts` with the actors of `roles`; metrics go to `run_dir`."""
 
@@ -121,7 +129,12 @@ class GRPODriver:
         self.cursor = Cursor(seed=cfg.run.seed)
         self.step = 0
         self.nonfinite_in_row = 0  # steps skipped in a row for non-finite values (rl.max_nonfinite_steps)
-        self.writer = MetricsWriter(run_dir)
+        self.writer = self._metrics_writer()
+        self.bar: Any = None  # the console's progress bar while `train` runs
+
+    def _metrics_writer(self) -> MetricsWriter:
+        """With checkpoints, trackers that cannot delete a point get a step once its checkpoint exists."""
+        return MetricsWriter.for_stage(self.cfg, self.dir, "rl", defer=self.rl.checkpoint_every > 0)
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -143,6 +156,9 @@ class GRPODriver:
                 "model and the reward weights, or lower rl.learner.lr if the policy diverged"
             )
         self._log_step(metrics, timer)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(_bar_figures(metrics), refresh=False)
         return metrics
 
     def rollout(self, batch: list[Prompt], step: int | None = None) -> list[Sample]:
@@ -187,6 +203,12 @@ class GRPODriver:
             self.roles.counters["skipped_nonfinite"] += 1
             self.nonfinite_in_row += 1
             log.warning("step %d: non-finite %s; update skipped", self.step + 1, bad)
+            console.warn_once(
+                "rl",
+                "nonfinite-step",
+                f"step {self.step + 1} had non-finite rewards or advantages and was skipped (later ones are "
+                "in logs/driver.log); check the reward model and rl.reward weights",
+            )
             return {"train/skipped": 1.0}
         self.nonfinite_in_row = 0
         for s, a in zip(scored, adv.tolist(), strict=True):
@@ -239,9 +261,11 @@ class GRPODriver:
     def save_checkpoint(self) -> Path:
         state = {"cursor": vars(self.cursor), "counters": dict(self.roles.counters)}
         state["nonfinite_in_row"] = self.nonfinite_in_row
-        return checkpoint.save(
+        path = checkpoint.save(
             self.dir / "checkpoints", self.step, self.roles.learners, state, self.rl.keep_checkpoints
         )
+        self.writer.commit(self.step)  # no resume runs these steps again: the trackers may have them
+        return path
 
     def resume(self) -> bool:
         """Continue from the newest checkpoint: the next step is the one the interrupted run would have
@@ -259,7 +283,8 @@ class GRPODriver:
         self.roles.sync(version=self.step).result()
         self.writer.close()  # steps logged after the checkpoint are about to run again
         dropped = checkpoint.drop_metrics_after(self.dir / "metrics.jsonl", self.step)
-        self.writer = MetricsWriter(self.dir)
+        rollback_tensorboard(self.dir / "tb", self.step)
+        self.writer = self._metrics_writer()
         log.info("resumed from %s at step %d (%d later metric rows dropped)", latest, self.step, dropped)
         return True
 
@@ -270,9 +295,17 @@ class GRPODriver:
         return out_dir
 
     def train(self, steps: int) -> list[dict[str, Any]]:
+        """Steps up to `steps`, with a checkpoint every rl.checkpoint_every and after the last one (a
+        longer run resumes from there, and every step reaches the trackers)."""
         history = []
-        while self.step < steps:
-            history.append(self.run_step())
-            if self.rl.checkpoint_every and self.step % self.rl.checkpoint_every == 0:
-                self.save_checkpoint()
+        self.bar = console.progress(steps, "[rl]", initial=self.step)
+        try:
+            while self.step < steps:
+                history.append(self.run_step())
+                every = self.rl.checkpoint_every
+                if every and (self.step % every == 0 or self.step == steps):
+                    self.save_checkpoint()
+        finally:
+            self.bar.close()
+            self.bar = None
         return history

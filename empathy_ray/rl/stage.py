@@ -42,7 +42,7 @@ def build_prompts(cfg: Config, model_dir: str, splits: tuple[str, ...]) -> list[
     from empathy_ray.modeling.chat import prompt_ids
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    posts = [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p.id, cfg.data) in splits]
+    posts = [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p, cfg.data) in splits]
     return [Prompt(p.id, p.text, prompt_ids(tok, p.text, cfg.data.max_prompt_tokens)) for p in posts]
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from empathy_ray.config import RayConfig
+from empathy_ray.runtime.logs import LOG_FILE_ENV, redirect_output
 
 log = logging.getLogger(__name__)
 _started_here = False  # this process started its own local Ray (it ends with the process)
@@ -37,7 +38,13 @@ def worker_env() -> dict[str, str]:
     }
 
 
-def setup_process(level: int = logging.INFO) -> None:
+def setup_process(level: int = logging.INFO, log_file: str | None = None) -> None:
+    """Cache folders and offline flags, logging, and (`log_file`) this process's output into the run's
+    log file of its role (runtime/logs.py; a task started with $EMPATHY_RAY_LOG_FILE set: that file),
+    before anything a library prints."""
+    log_file = log_file or os.environ.pop(LOG_FILE_ENV, None)
+    if log_file:
+        redirect_output(log_file)
     os.environ.update({k: v for k, v in worker_env().items() if k not in os.environ})
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"

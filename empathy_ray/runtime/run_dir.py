@@ -7,6 +7,8 @@ runs/<name>/
   rl/model/          GRPO policy export + rl/metrics.jsonl, rl/tb/, rl/checkpoints/
   eval/              eval.json, eval.md, answers.jsonl, judgements.jsonl, clinicians' rankings
   ray_train/         Ray Train's own storage for the SFT and RM jobs
+  logs/              driver.log and one log file per role or process kind (runtime/logs.py)
+  wandb/, mlruns/    W&B offline runs and the MLflow file store, when tracking.backends names them
   report.html        one page about the run (empathy_ray/eval/report.py)
   summary.json       one key per stage: its status, fingerprint, headline numbers and paths
 
@@ -81,6 +83,14 @@ class RunLayout:
     @property
     def ray_train(self) -> Path:
         return self.dir / "ray_train"
+
+    @property
+    def logs(self) -> Path:
+        return self.dir / "logs"
+
+    def log(self, role: str) -> Path:
+        """The log file of the processes of one role (or driver.log for this process)."""
+        return self.logs / f"{role}.log"
 
     @property
     def report(self) -> Path:

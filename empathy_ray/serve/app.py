@@ -3,7 +3,9 @@
 Routes: GET /healthz, GET /v1/models, POST /v1/chat/completions (JSON or server-sent events).
 Bound to 127.0.0.1:8000 by default (`serve.host`, `serve.port`); replicas or autoscaling from the
 `serve` config section. With an API key (`serve.api_key` or the variable named by
-`serve.api_key_env`), /v1/* needs `Authorization: Bearer <key>`; /healthz stays open for probes.
+`serve.api_key_env`), every path but /healthz needs `Authorization: Bearer <key>`, checked before the
+path is resolved: an unknown or mistyped path (a trailing slash, another method) without the key is a
+401, never a redirect that tells a stranger where the API is. /healthz stays open for probes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from empathy_ray.serve import protocol as P
 
 log = logging.getLogger(__name__)
 APP_NAME = "empathy-ray"
-api = FastAPI(title="empathy-ray counselling API")
+# No redirects for a trailing slash: the catch-all route below answers every other path.
+api = FastAPI(title="empathy-ray counselling API", redirect_slashes=False)
+_ROUTES = {"/v1/models": "GET", "/v1/chat/completions": "POST"}
 
 
 def _error(e: P.ApiError) -> JSONResponse:
@@ -37,6 +41,25 @@ async def _prepend(first: str, rest):
         yield item
 
 
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with a 413 as soon as it is known to pass `limit` bytes (before parsing)."""
+    too_large = P.ApiError(
+        413,
+        f"the request body is larger than {limit} bytes; send fewer or shorter messages",
+        code="body_too_large",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @serve.deployment
 @serve.ingress(api)
 class CounselServer:
@@ -46,6 +69,7 @@ class CounselServer:
 
         setup_process()
         self.cfg, self.api_key = cfg, api_key
+        self.limit = P.body_limit(cfg)
         self.service = ChatService(model_dir, cfg)
 
     def _check_auth(self, request: Request) -> None:
@@ -76,7 +100,7 @@ class CounselServer:
         rid = P.new_id()
         try:
             self._check_auth(request)
-            req = P.parse_chat_request(P.parse_body(await request.body()), self.cfg)
+            req = P.parse_chat_request(P.parse_body(await _read_body(request, self.limit)), self.cfg)
             if req.stream:
                 events = self.service.stream(req, rid)
                 first = await anext(events)  # surfaces a 400 (e.g. context too long) as a status code
@@ -88,6 +112,22 @@ class CounselServer:
         except Exception:
             log.exception("%s: engine failure", rid)
             return _error(P.ApiError(500, "the model failed to answer; try again", code="engine_error"))
+
+    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    async def other(self, request: Request, path: str):
+        """Every other path and method: the key first, then a 404 or 405 naming the routes there are."""
+        try:
+            self._check_auth(request)
+        except P.ApiError as e:
+            return _error(e)
+        route = "/" + path
+        if _ROUTES.get(route):
+            message = f"{request.method} {route} is not allowed: use {_ROUTES[route]}"
+            return _error(P.ApiError(405, message, code="method_not_allowed"))
+        routes = ", ".join(f"{m} {r}" for r, m in _ROUTES.items())
+        return _error(
+            P.ApiError(404, f"no route {request.method} {route}; this server has {routes}", code="not_found")
+        )
 
 
 def resolve_api_key(cfg: ServeConfig) -> str:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from empathy_ray.config import Config
+from empathy_ray.runtime import console
 from empathy_ray.runtime.run_dir import RunLayout
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def serve_stage(cfg: Config, model_dir: Path, cluster_outlives_us: bool) -> dict
     from empathy_ray.serve.app import deploy, resolve_api_key, undeploy
 
     url = deploy(cfg, model_dir)
+    console.stage_line("serve", f"ready: {cfg.serve.model_name} at {url}")
     result: dict = {"url": url, "model_dir": str(model_dir), "model_name": cfg.serve.model_name}
     if cfg.serve.smoke_test:
         exchanges = talk(url, resolve_api_key(cfg.serve), cfg.serve.model_name)

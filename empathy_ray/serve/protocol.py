@@ -65,11 +65,21 @@ class ChatRequest:
         return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
 
 
+def body_limit(cfg: ServeConfig) -> int:
+    """Bytes a request body may have: the largest accepted conversation, every character escaped as
+    \\uXXXX (6 bytes), plus 64 KiB for the other fields. Larger bodies get a 413 before parsing."""
+    return cfg.max_messages * cfg.max_content_chars * 6 + 65536
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ApiError(400, f"the request body is not valid JSON ({e}); send a JSON object") from None
+    except RecursionError:  # e.g. 100,000 nested brackets: the decoder gives up, the server must not
+        raise ApiError(
+            400, "the request body nests too deeply; send a flat chat-completions JSON object"
+        ) from None
     if not isinstance(body, dict):
         raise ApiError(400, f"the request body must be a JSON object, got {type(body).__name__}")
     return body
@@ -194,20 +204,44 @@ def new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def coe_object(parsed: coe.CoE | None) -> dict[str, Any]:
-    """The `coe` extra of a choice: the four layers, whether the format held, and what broke."""
+def coe_object(parsed: coe.CoE | None, withheld: bool = False) -> dict[str, Any]:
+    """The `coe` extra of a choice: the four layers, whether the format held, and what broke.
+
+    `withheld`: the output check blocked this answer, so its layers are not shown either.
+    """
     if parsed is None:  # the safety path answered without the model
         return {"valid": False, "layers": {}, "problems": ["not generated: crisis-safety reply"]}
+    if withheld:
+        problems = [*parsed.reasons, "withheld: the output check blocked this answer"]
+        return {"valid": parsed.valid, "layers": {}, "problems": problems}
     return {"valid": parsed.valid, "layers": dict(parsed.layers), "problems": list(parsed.reasons)}
 
 
-def safety_object(assessment: SafetyAssessment, path: str) -> dict[str, Any]:
-    """`path`: "model" (no risk), "crisis" (safety message only) or "crisis+model"."""
+def safety_object(
+    assessment: SafetyAssessment,
+    path: str,
+    turn: int | None = None,
+    region: str = "",
+    guard: str = "off",
+    blocked: list[int] | None = None,
+) -> dict[str, Any]:
+    """The `safety` extra of a response.
+
+    `path`: "model" (no risk), "crisis" (safety message only), "crisis+model", or "safe_reply" (no
+    risk, but every answer was blocked by the output check). `turn`: the index in `messages` of the
+    user turn the evidence was quoted from (None without risk). `region`: whose crisis resources were
+    used. `guard`: the guard model's part ("off", "agree", "raised", "timeout", "error", "invalid").
+    `output_blocked`: the indices of the choices whose model answer the output check replaced.
+    """
     return {
         "risk_level": assessment.risk_level,
         "evidence": list(assessment.evidence),
         "categories": list(assessment.categories),
         "path": path,
+        "turn": turn,
+        "region": region,
+        "guard": guard,
+        "output_blocked": list(blocked or []),
     }
 
 

@@ -5,9 +5,16 @@ the CoE arrive as reasoning and the reply as content, never a tag, and never a h
 (`<ans` may be the start of `<answer>`), so a trailing fragment that could still become a tag is
 held back until the next token decides it. At the end the content is reconciled with `coe.parse`,
 so a stream and a non-streamed reply of the same text end with the same answer.
+
+`CheckedStream` adds the output check on top: every delta is shown only after the check has seen
+the whole sentence it belongs to (see `releasable`), so a harmful sentence is never shown, while a
+safe answer streams with a delay of one sentence rather than waiting for the whole answer.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 from empathy_ray.domain import coe
 
@@ -64,3 +71,53 @@ class CoEStream:
             setattr(self, name, sent + delta)
             deltas.append(delta)
         return deltas[0], deltas[1]
+
+
+# A sentence ends at Chinese or English end punctuation, or a line break. The output check sees whole
+# sentences; a sentence that runs past _LONG_SENTENCE characters is released up to _HOLD characters
+# before its end (more than any output-check rule spans), so a model that never ends a sentence
+# still streams.
+_SENTENCE_END = re.compile(r"[。！？!?；;…\n]|\.\s")
+_HOLD = 80
+_LONG_SENTENCE = 200
+
+
+def releasable(text: str, final: bool) -> int:
+    """How many characters of a growing field may be shown now: the text up to the last sentence end."""
+    if final:
+        return len(text)
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    cut = ends[-1] if ends else 0
+    return max(cut, len(text) - _HOLD) if len(text) - cut > _LONG_SENTENCE else cut
+
+
+class CheckedStream:
+    """A `CoEStream` whose deltas are shown only after the output check has passed the whole text.
+
+    Each field (reasoning, content) is released sentence by sentence: the unfinished sentence is held
+    back, and before anything new is released, everything received so far is checked. Once the check
+    fires the stream is `blocked` and releases nothing more; what it had released had passed.
+    """
+
+    def __init__(self, blocks: Callable[[str, str], bool]) -> None:
+        self.blocks = blocks  # (reasoning, content) -> True when they must not be shown
+        self.split = CoEStream()
+        self.received = {"reasoning_content": "", "content": ""}
+        self.sent = {"reasoning_content": 0, "content": 0}
+        self.blocked = False
+
+    def feed(self, text: str, final: bool = False) -> dict[str, str]:
+        """The delta that may be shown now (field -> new text); empty when nothing is, or once blocked."""
+        if self.blocked:
+            return {}
+        for name, new in zip(self.received, self.split.feed(text, final), strict=True):
+            self.received[name] += new
+        cuts = {name: releasable(value, final) for name, value in self.received.items()}
+        if all(cuts[name] <= self.sent[name] for name in cuts):
+            return {}
+        if self.blocks(self.received["reasoning_content"], self.received["content"]):
+            self.blocked = True
+            return {}
+        delta = {name: self.received[name][self.sent[name] : cuts[name]] for name in cuts}
+        self.sent = cuts
+        return {name: value for name, value in delta.items() if value}

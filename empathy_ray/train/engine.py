@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from empathy_ray.config import LoraConfig, TrainerConfig
+from empathy_ray.modeling.export import save_like_source
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,44 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, tc: Trai
         return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def model_dtype(bf16: bool) -> torch.dtype:
+    """The dtype a role loads its model in: bf16 when its config says so, so no rank ever holds an fp32
+    copy it does not need (DeepSpeed keeps its own fp32 master weights for the optimizer)."""
+    return torch.bfloat16 if bf16 else torch.float32
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """Recompute each decoder layer's activations in backward instead of keeping them (HF's own
+    checkpointing, active only in train mode). Non-reentrant: it needs no input that requires grad,
+    so a frozen embedding under LoRA still gets gradients to the adapters."""
+    if enabled:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    return model
+
+
+@contextmanager
+def created_partitioned(tc: TrainerConfig, world_size: int) -> Iterator[None]:
+    """Under ZeRO-3, models loaded inside are created partitioned (transformers' DeepSpeed integration
+    runs `from_pretrained` under `deepspeed.zero.Init`): no rank ever holds the full weights, each loads
+    its shard. Nothing changes for ZeRO-2. Only around the model that trains: a model built after it (an
+    export skeleton) must hold full tensors again."""
+    if tc.zero_stage != 3:
+        yield
+        return
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+    ds_config = deepspeed_config(tc, world_size)
+    # DeepSpeed's comm is not up yet, so it would check the global batch against a world of 1: leave
+    # the global batch out (it follows from the micro-batch, accumulation and the real world later)
+    del ds_config["train_batch_size"]
+    keep = HfDeepSpeedConfig(ds_config)  # noqa: F841 (registers itself while alive)
+    try:
+        yield
+    finally:
+        unset_hf_deepspeed_config()
 
 
 def apply_lora(model: torch.nn.Module, lora: LoraConfig, task_type: str = "CAUSAL_LM") -> torch.nn.Module:
@@ -128,8 +169,35 @@ def export_hf(
             f"export: weights do not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     model = skeleton.merge_and_unload() if hasattr(skeleton, "merge_and_unload") else skeleton
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    # the source checkpoint's dtype, tokenizer files and generation_config.json go with the weights
+    save_like_source(model, tokenizer, model.config._name_or_path, out_dir)
+
+
+def merged_state(peft_model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """PEFT state dict -> the plain HF state dict of the merged model.
+
+    Adds each LoRA layer's delta, scaling * B @ A, to a copy of its base weight and drops the adapter
+    keys. The delta is computed from `state` (the gathered full weights), never from the live module,
+    so it works under ZeRO-3, whose live parameters are shards; the live weights are never merged and
+    unmerged in place either, which in bf16 would drift a little at every sync.
+    """
+    from peft.tuners.lora import LoraLayer
+    from peft.utils.other import transpose
+
+    for name, module in peft_model.named_modules():
+        if isinstance(module, LoraLayer) and module.active_adapters:
+            key = f"{name}.base_layer.weight"
+            merged = state[key].float()
+            for adapter in module.active_adapters:
+                a = state[f"{name}.lora_A.{adapter}.weight"].float()  # [r, in]
+                b = state[f"{name}.lora_B.{adapter}.weight"].float()  # [out, r]
+                merged += transpose(b @ a, module.fan_in_fan_out) * module.scaling[adapter]
+            state[key] = merged.to(state[key].dtype)
+    return {
+        k.removeprefix("base_model.model.").replace(".base_layer.", "."): v
+        for k, v in state.items()
+        if "lora_" not in k
+    }
 
 
 def all_reduce_sum(values: list[float]) -> list[float]:

@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 from empathy_ray.config import Config, TrainerConfig
 from empathy_ray.domain.files import atomic_dir
+from empathy_ray.runtime.logs import role_log, tag_role
+from empathy_ray.runtime.progress import ProgressFeed
 from empathy_ray.runtime.resources import Demand
 from empathy_ray.runtime.run_dir import RunLayout
 from empathy_ray.runtime.tracking import MetricsWriter
@@ -34,8 +37,24 @@ class TrainJob:
     base_model: str
 
 
+def _worker_main(config: dict[str, Any]) -> None:
+    """Every Ray Train worker: its output into the stage's log file, progress to the driver's console
+    (rank 0, through `WorkerContext.progress`), then the job's loop."""
+    from empathy_ray.runtime.process import setup_process
+
+    setup_process(log_file=config["log_file"])
+    WorkerContext.feed = config["progress"]
+    try:
+        config["loop"](config)
+    except BaseException:
+        traceback.print_exc()  # into the stage's log: the tail the console shows when the stage fails
+        raise
+
+
 class WorkerContext:
     """Rank, world size and the collectives a training loop uses, inside a Ray Train worker."""
+
+    feed: Any = None  # the driver's progress queue (runtime/progress.py), set by _worker_main
 
     def __init__(self) -> None:
         import ray.train
@@ -57,8 +76,13 @@ class WorkerContext:
         return all_reduce_sum(values)
 
     def progress(self, total: int, desc: str):
+        """Rank 0's bar, drawn on the driver's console; the other ranks' bars are silent."""
         from tqdm import tqdm
 
+        if self.rank == 0 and self.feed is not None:
+            from empathy_ray.runtime.progress import QueueBar
+
+            return QueueBar(self.feed, total)
         return tqdm(total=total, desc=desc, disable=self.rank != 0, mininterval=2.0)
 
     def finish(self, engine, make_skeleton: Callable[[], Any], tokenizer, history: list[dict]) -> None:
@@ -84,9 +108,17 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
     tc = job.trainer
     layout = RunLayout.of(cfg)
     gpu = tc.num_gpus > 0
+    feed = ProgressFeed(f"[{job.name}]")
+    loop_config = {
+        "cfg": cfg,
+        "base_model": str(Path(job.base_model).resolve()),
+        "loop": job.loop,
+        "log_file": role_log(job.name),
+        "progress": feed.queue,
+    }
     trainer = TorchTrainer(
-        job.loop,
-        train_loop_config={"cfg": cfg, "base_model": str(Path(job.base_model).resolve())},
+        _worker_main,
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(
             num_workers=tc.num_workers,
             use_gpu=gpu,
@@ -104,7 +136,13 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
         ", LoRA" if tc.lora.enabled else "",
     )
     t0 = time.perf_counter()
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception as e:
+        tag_role(e, job.name)  # its workers' log is logs/<job>.log
+        raise
+    finally:
+        feed.close()
     wall = time.perf_counter() - t0
     if result.checkpoint is None:
         raise RuntimeError(f"{job.name}: the Ray Train job finished without a checkpoint ({result.error})")
@@ -112,7 +150,7 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
     with result.checkpoint.as_directory() as ckpt, atomic_dir(out_dir) as tmp:
         shutil.copytree(ckpt, tmp, dirs_exist_ok=True)
     history = result.metrics.get("history", [])
-    writer = MetricsWriter(layout.stage_dir(job.name))
+    writer = MetricsWriter.for_stage(cfg, layout.stage_dir(job.name), job.name)
     for row in history:
         writer.log(row["step"], {k: v for k, v in row.items() if k != "step"})
     writer.close()

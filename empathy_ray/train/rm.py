@@ -16,6 +16,7 @@ from empathy_ray.config import Config
 from empathy_ray.data import dataset
 from empathy_ray.domain.files import weights_digest
 from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids, score
+from empathy_ray.modeling.tokenizer import pad_id
 from empathy_ray.train import batches, loop
 from empathy_ray.train.job import TrainJob, WorkerContext, run_train_job
 
@@ -60,18 +61,21 @@ def _rm_loop(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     import torch
 
-    from empathy_ray.train.engine import apply_lora, init_engine
+    from empathy_ray.train.engine import apply_lora, enable_gradient_checkpointing, init_engine, model_dtype
 
     cfg: Config = config["cfg"]
     tc = cfg.rm
     ctx = WorkerContext()
     torch.manual_seed(cfg.run.seed)  # the scalar head is initialised at random
-    tokenizer, model = load_reward_model(config["base_model"])
+    dtype = model_dtype(tc.bf16)  # rm.bf16: loaded, trained and exported in bfloat16
+    # Not created partitioned under ZeRO-3 (as SFT and the learner are): with LoRA, the fresh scalar
+    # head PEFT trains in full breaks DeepSpeed's one-dtype partition buffer when built under zero.Init.
+    tokenizer, model = load_reward_model(config["base_model"], dtype)
     train, held = _pairs(cfg, tokenizer)
     shard = batches.Shard(train, tc.micro_batch_size)
-    model = apply_lora(model, tc.lora, "SEQ_CLS")
+    model = apply_lora(enable_gradient_checkpointing(model, tc.gradient_checkpointing), tc.lora, "SEQ_CLS")
     engine = init_engine(model, tc, loop.total_steps(shard, tc, ctx.world))
-    pad = tokenizer.pad_token_id
+    pad = pad_id(tokenizer)  # the id the model pools past (Llama 3: EOS)
 
     def step(batch: list) -> loop.StepResult:
         rc, rr = _scores(engine, batch, pad)
@@ -86,7 +90,7 @@ def _rm_loop(config: dict[str, Any]) -> None:
     )
 
     def skeleton():
-        return apply_lora(load_reward_model(config["base_model"])[1], tc.lora, "SEQ_CLS")
+        return apply_lora(load_reward_model(config["base_model"], dtype)[1], tc.lora, "SEQ_CLS")
 
     ctx.finish(engine, skeleton, tokenizer, history)
 

@@ -17,6 +17,7 @@ from empathy_ray.domain import coe
 from empathy_ray.domain.files import weights_digest
 from empathy_ray.modeling.generation import Engine, Sampling
 from empathy_ray.runtime.generation_task import answer_posts
+from empathy_ray.runtime.resources import Demand
 from empathy_ray.train import batches, loop
 from empathy_ray.train.job import TrainJob, WorkerContext, run_train_job
 
@@ -39,7 +40,7 @@ def _examples(cfg: Config, tokenizer) -> tuple[list, list]:
                 cfg.data.max_prompt_tokens,
                 cfg.data.max_response_tokens,
             )
-            (held if dataset.post_split(post.id, cfg.data) in dataset.HELD_OUT else train).append(ex)
+            (held if dataset.post_split(post, cfg.data) in dataset.HELD_OUT else train).append(ex)
     if not train:
         raise ValueError("SFT: no training answer carries a CoE annotation (answers[].coe); nothing to learn")
     return train, held
@@ -60,21 +61,35 @@ def _sft_loop(config: dict[str, Any]) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from empathy_ray.train.engine import apply_lora, init_engine
+    from empathy_ray.modeling.tokenizer import add_coe_tokens, fit_embeddings
+    from empathy_ray.train.engine import (
+        apply_lora,
+        created_partitioned,
+        enable_gradient_checkpointing,
+        init_engine,
+        model_dtype,
+    )
 
     cfg: Config = config["cfg"]
     ctx = WorkerContext()
     tc = cfg.sft
     tokenizer = AutoTokenizer.from_pretrained(config["base_model"])
+    if cfg.model.add_coe_tokens:
+        log.info("model.add_coe_tokens: %d CoE tags added to the tokenizer", add_coe_tokens(tokenizer))
     train, held = _examples(cfg, tokenizer)
     shard = batches.Shard(train, tc.micro_batch_size)
 
     def skeleton():
-        model = AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=torch.float32)
+        # sft.bf16: loaded, trained and exported in bfloat16 (DeepSpeed keeps fp32 master weights)
+        model = AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=model_dtype(tc.bf16))
+        enable_gradient_checkpointing(model, tc.gradient_checkpointing)
+        fit_embeddings(tokenizer, model)  # rows for added CoE tags, if the embedding lacks them
         return apply_lora(model, tc.lora, "CAUSAL_LM")
 
     torch.manual_seed(cfg.run.seed)
-    engine = init_engine(skeleton(), tc, loop.total_steps(shard, tc, ctx.world))
+    with created_partitioned(tc, ctx.world):  # ZeRO-3: each rank loads only its shard
+        model = skeleton()
+    engine = init_engine(model, tc, loop.total_steps(shard, tc, ctx.world))
     noise_gen = torch.Generator().manual_seed(cfg.run.seed * 100 + ctx.rank)
     batch_loss = _batch_loss_fn(engine, tokenizer, noise_gen)
 
@@ -94,11 +109,12 @@ def _batch_loss_fn(engine, tokenizer, noise_gen) -> Callable[..., tuple[Any, int
     import torch
 
     from empathy_ray.modeling.batching import pad_batch, pad_with_mask
+    from empathy_ray.modeling.tokenizer import pad_id
 
     protected = torch.tensor(sorted(_structure_ids(tokenizer)))
 
     def batch_loss(batch: list, noise: float = 0.0) -> tuple[Any, int]:
-        ids, mask = pad_with_mask([e.input_ids for e in batch], tokenizer.pad_token_id)
+        ids, mask = pad_with_mask([e.input_ids for e in batch], pad_id(tokenizer))
         labels = pad_batch([e.labels for e in batch], -100)
         ids = batches.corrupt_inputs(ids, labels, protected, noise, len(tokenizer), noise_gen)
         out = engine(
@@ -124,12 +140,14 @@ def _held_out_loss(held: list, batch_loss: Callable[..., tuple[Any, int]], ctx: 
 
 def evaluate_validity(cfg: Config, model_dir: str, engine: Engine = "vllm") -> dict[str, Any]:
     """Greedy generations on held-out posts: share with a valid CoE, and every reason it broke."""
-    posts = [
-        p for p in dataset.load_posts(cfg.data) if dataset.post_split(p.id, cfg.data) in dataset.HELD_OUT
-    ]
+    posts = [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p, cfg.data) in dataset.HELD_OUT]
     posts = posts[: cfg.sft.eval_prompts]
     sampling = Sampling(cfg.sft.eval_max_new_tokens)  # greedy: the seed does not matter
-    texts = answer_posts(model_dir, [p.text for p in posts], cfg.data.max_prompt_tokens, sampling, engine)
+    # one SFT worker's device: where SFT trained, the engine can run (a GPU node on a cluster)
+    demand = Demand.of_trainer(cfg.sft)
+    texts = answer_posts(
+        model_dir, [p.text for p in posts], cfg.data.max_prompt_tokens, sampling, engine, demand=demand
+    )
     reasons = [coe.validate(t) for t in texts]
     valid = sum(1 for r in reasons if not r)
     return {

@@ -1,0 +1,386 @@
+"""Foreign checkpoints: Qwen2.5- and Llama-3-layout folders (tests/hub_models.py) go through every stage.
+
+What the project's own tiny model never exercises: a pad token that is missing (Llama 3) or differs
+from EOS (Qwen), several EOS ids, embedding rows past the tokenizer, bf16 weights, a tokenizer that
+splits the CoE tags, and a generation_config.json full of sampling defaults the rollout must ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from empathy_ray.modeling.chat import prompt_ids, sft_example
+from empathy_ray.modeling.generation import Sampling, Vocabulary
+from empathy_ray.modeling.tokenizer import COE_TAGS, add_coe_tokens, fit_embeddings, pad_id
+from tests.hub_models import CHECKPOINT_SAMPLING
+
+POSTS = [
+    "最近考试压力很大，晚上总是睡不着，一闭眼就想到考砸了怎么办。",
+    "和室友吵了一架，现在回宿舍都觉得尴尬。",
+]
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+
+def weight_dtypes(model_dir: Path) -> set[str]:
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
+        return {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+
+
+def weight_names(model_dir: Path) -> set[str]:
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
+        return set(f.keys())
+
+
+def test_fixtures_are_laid_out_like_hub_instruct_checkpoints(hub_models):
+    qwen, llama = hub_models["qwen"], hub_models["llama"]
+    qt, lt = AutoTokenizer.from_pretrained(qwen), AutoTokenizer.from_pretrained(llama)
+    assert len(qt) == 100_259 and len(lt) == 100_261  # cl100k's 100,256 ids + the specials
+    q_vocab, l_vocab = Vocabulary.of(str(qwen), qt), Vocabulary.of(str(llama), lt)
+    assert (qt.eos_token, qt.pad_token) == ("<|im_end|>", "<|endoftext|>")
+    assert q_vocab.stop_ids == (100_256, 100_258) and q_vocab.model_rows == 100_352  # padded to 128s
+    assert len(q_vocab.padded_ids()) == 93 and "lm_head.weight" not in weight_names(qwen)  # tied
+    assert lt.pad_token is None and lt.eos_token == "<|eot_id|>"
+    assert l_vocab.stop_ids == (100_257, 100_260) and l_vocab.padded_ids() == []
+    assert "lm_head.weight" in weight_names(llama)  # untied
+    for d in (qwen, llama):
+        assert weight_dtypes(d) == {"BF16"}
+        gen = json.loads((d / "generation_config.json").read_text())
+        assert {k: gen[k] for k in CHECKPOINT_SAMPLING} == CHECKPOINT_SAMPLING
+
+
+def test_foreign_prompts_keep_one_bos_and_the_coe_tags_as_plain_text(hub_models):
+    lt = AutoTokenizer.from_pretrained(hub_models["llama"])
+    # the CoE system prompt is ~150 cl100k tokens: a limit of 96 cannot hold it
+    with pytest.raises(ValueError, match=r"data.max_prompt_tokens=96 .* alone take 151 tokens"):
+        prompt_ids(lt, POSTS[0], max_tokens=96)
+    ids = prompt_ids(lt, POSTS[0], max_tokens=170)  # cut in the middle: one bos, the whole frame
+    assert 160 < len(ids) <= 170 and ids.count(lt.bos_token_id) == 1 and ids[0] == lt.bos_token_id
+    assert lt.decode(ids[-4:]) == "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    assert "……" in lt.decode(ids) and lt.decode(ids).count("<|eot_id|>") == 2
+    for kind, eos in (("qwen", "<|im_end|>"), ("llama", "<|eot_id|>")):
+        tok = AutoTokenizer.from_pretrained(hub_models[kind])
+        assert len(tok.encode("<empathy_think>", add_special_tokens=False)) > 1  # plain text
+        ex = sft_example(
+            tok, POSTS[1], {"L1": "尴尬", "L2": "怕", "L3": "和好", "L4": "共情"}, "慢慢来。", 192, 64
+        )
+        assert ex.input_ids[-1] == tok.convert_tokens_to_ids(eos) and ex.labels[-1] == ex.input_ids[-1]
+        assert "<L1>尴尬</L1>" in tok.decode(ex.input_ids, skip_special_tokens=True)
+
+
+def test_a_tokenizer_without_chat_template_names_the_model_folder(hub_models, tmp_path):
+    bare = tmp_path / "base-model"
+    shutil.copytree(hub_models["qwen"], bare)
+    (bare / "chat_template.jinja").unlink()
+    with pytest.raises(ValueError, match=rf"{bare}: the tokenizer has no chat template"):
+        prompt_ids(AutoTokenizer.from_pretrained(bare), POSTS[0])
+
+
+def test_sft_batches_pad_a_tokenizer_without_pad_token(hub_models):
+    """Llama 3 has no pad token: SFT batches used to fail in torch.full(fill_value=None)."""
+    from empathy_ray.train.sft import _batch_loss_fn
+
+    tok = AutoTokenizer.from_pretrained(hub_models["llama"])
+    model = AutoModelForCausalLM.from_pretrained(hub_models["llama"], dtype=torch.float32)
+    examples = [
+        sft_example(tok, p, None, a, 192, 64)
+        for p, a in zip(POSTS, ["嗯，我在听。", "先睡一觉吧"], strict=True)
+    ]
+    assert len({len(e.input_ids) for e in examples}) == 2  # the batch needs padding
+    loss, n_tokens = _batch_loss_fn(model, tok, torch.Generator())(examples)
+    assert pad_id(tok) == tok.eos_token_id and torch.isfinite(loss)
+    assert n_tokens == sum(sum(1 for x in e.labels if x != -100) for e in examples)
+    # a random model over 100,261 ids: the loss is about ln(100,261) = 11.5
+    assert 11.0 < loss.item() < 12.0
+
+
+def test_a_reward_model_without_pad_token_scores_each_row_as_if_alone(hub_models):
+    from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids, score
+
+    torch.manual_seed(0)
+    tok, model = load_reward_model(str(hub_models["llama"]))
+    assert tok.pad_token is None and model.config.pad_token_id == tok.eos_token_id
+    replies = ["我在。", "听起来你这段时间真的很累，愿意多说一点吗？", "好的<|eot_id|>"]
+    seqs = [rm_input_ids(tok, POSTS[0], r, 192, 64) for r in replies]
+    assert seqs[2][-1] != tok.eos_token_id  # special-token text in a reply stays text
+    with torch.no_grad():
+        batched = score(model, seqs, pad_id(tok))
+        alone = torch.cat([score(model, [s], pad_id(tok)) for s in seqs])
+    assert torch.allclose(batched, alone, atol=1e-5), (batched, alone)
+    assert len(set(batched.tolist())) == 3
+
+
+@pytest.mark.parametrize("kind", ["qwen", "llama"])
+def test_export_keeps_the_source_tokenizer_generation_config_and_dtype(hub_models, tmp_path, kind):
+    """Trained in fp32 (as SFT loads it), exported as the source was: bf16, same files byte for byte."""
+    from empathy_ray.train.engine import export_hf
+
+    src = hub_models[kind]
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    state = {k: v + 0.01 for k, v in model.state_dict().items()}  # "trained" weights
+    export_hf(
+        state,
+        AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32),
+        AutoTokenizer.from_pretrained(src),
+        tmp_path,
+    )
+    for name in (*TOKENIZER_FILES, "generation_config.json"):
+        assert (tmp_path / name).read_bytes() == (src / name).read_bytes(), name
+    assert weight_dtypes(tmp_path) == {"BF16"} and weight_names(tmp_path) == weight_names(src)
+    back = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert back.dtype == torch.bfloat16
+    emb = back.get_input_embeddings().weight
+    assert torch.equal(emb, state["model.embed_tokens.weight"].to(torch.bfloat16))
+    assert prompt_ids(AutoTokenizer.from_pretrained(tmp_path), POSTS[0]) == prompt_ids(
+        AutoTokenizer.from_pretrained(src), POSTS[0]
+    )
+
+
+@pytest.mark.parametrize("kind", ["qwen", "llama"])
+def test_coe_tokens_added_on_request_grow_the_embedding_only_when_needed(hub_models, tmp_path, kind):
+    from empathy_ray.train.engine import export_hf
+
+    src = hub_models[kind]
+    tok = AutoTokenizer.from_pretrained(src)
+    assert add_coe_tokens(tok) == len(COE_TAGS) == 12 and add_coe_tokens(tok) == 0
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    fit_embeddings(tok, model)
+    rows = model.get_input_embeddings().weight.shape[0]
+    # Qwen's padded rows have room for the 12 tags; Llama's exact embedding grows to a multiple of 64
+    assert rows == {"qwen": 100_352, "llama": 100_288}[kind] >= len(tok)
+    export_hf(model.state_dict(), model, tok, tmp_path)
+    back_tok = AutoTokenizer.from_pretrained(tmp_path)
+    back = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert back.config.vocab_size == back.get_output_embeddings().weight.shape[0] == rows
+    assert back_tok.encode("<L2>", add_special_tokens=False) == [tok.convert_tokens_to_ids("<L2>")]
+    assert back_tok.decode(back_tok.encode("<L2>怕</L2>"), skip_special_tokens=True) == "<L2>怕</L2>"
+    assert (tmp_path / "generation_config.json").read_bytes() == (src / "generation_config.json").read_bytes()
+    assert weight_dtypes(tmp_path) == {"BF16"}
+
+
+# -- what the rollout engines sample ---------------------------------------------------------------
+
+
+def _generator(engine: str, model_dir: Path):
+    from empathy_ray.modeling.generation import HfGenerator, VllmGenerator
+
+    if engine == "transformers":
+        return HfGenerator(str(model_dir))
+    return VllmGenerator(str(model_dir), max_model_len=512, logprobs_mode="processed_logprobs")
+
+
+def _trap_copy(src: Path, out: Path, first_greedy: int) -> Path:
+    """A copy of the Qwen fixture where (1) every padded embedding row is 10x the row of greedy's first
+    token, so an unmasked engine would pick a padded id first, and (2) that token is an extra EOS in
+    generation_config.json (next to the sampling defaults): a masked engine stops on it at once."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, out)
+    weights = load_file(out / "model.safetensors")
+    emb = weights["model.embed_tokens.weight"]  # tied: also the LM head
+    tokenizer_size = len(AutoTokenizer.from_pretrained(src))
+    emb[tokenizer_size:] = 10 * emb[first_greedy]
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    gen = json.loads((out / "generation_config.json").read_text())
+    gen["eos_token_id"] = [*gen["eos_token_id"], first_greedy]
+    (out / "generation_config.json").write_text(json.dumps(gen))
+    return out
+
+
+@pytest.mark.parametrize("engine", ["transformers", pytest.param("vllm", marks=pytest.mark.slow)])
+def test_rollouts_take_stop_ids_from_the_checkpoint_and_sampling_from_the_config(
+    hub_models, tmp_path, engine
+):
+    """Same seeds, same ids with and without the checkpoint's generation_config.json (temperature 0.3,
+    top_k 5, top_p 0.5, repetition_penalty 1.5 there; 1.0 / none / 1.0 / 1.0 here); padded embedding
+    rows are never sampled; an EOS listed only in generation_config.json stops a reply and is kept."""
+    src = hub_models["qwen"]
+    tok = AutoTokenizer.from_pretrained(src)
+    prompts = [prompt_ids(tok, p, 192) for p in POSTS]
+    sampled, greedy = Sampling(12, temperature=1.0, logprobs=True), Sampling(6)
+
+    gen = _generator(engine, src)
+    with_defaults = gen.sample(prompts, sampled, n=2, seeds=[11, 12])
+    first_greedy = gen.sample(prompts[:1], greedy, n=1, seeds=[0])[0][0].token_ids
+    del gen
+    bare = tmp_path / "no-generation-config"
+    shutil.copytree(src, bare)
+    (bare / "generation_config.json").unlink()
+    without = _generator(engine, bare).sample(prompts, sampled, n=2, seeds=[11, 12])
+    ids = [[c.token_ids for c in group] for group in with_defaults]
+    assert ids == [[c.token_ids for c in group] for group in without]
+    # repetition_penalty 1.5 would forbid greedy's repeats; top_k 5 would keep logprobs above ln(1/5)
+    assert len(set(first_greedy)) < len(first_greedy)
+    assert min(lp for group in with_defaults for c in group for lp in c.logprobs) < -5
+    assert all(len(c.token_ids) == 12 and c.finish_reason == "length" for g in with_defaults for c in g)
+
+    trap = _generator(engine, _trap_copy(src, tmp_path / "trap", first_greedy[0]))
+    reply = trap.sample(prompts[:1], greedy, n=1, seeds=[0])[0][0]
+    assert reply.token_ids == [first_greedy[0]] and reply.finish_reason == "stop"
+    draws = trap.sample(prompts, sampled, n=2, seeds=[3, 4])
+    assert max(t for group in draws for c in group for t in c.token_ids) < len(tok)
+
+
+# -- the whole pipeline on each fixture (one run per fixture, shared) -------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
+    """SFT, RM, GRPO and eval sized for a test. Qwen: LoRA for SFT, RM and the GRPO learner, then
+    served. Llama: full fine-tuning of all three (its RM is the one without a pad token)."""
+    lora = "true" if kind == "qwen" else "false"
+    common = [
+        f"run.output_root={root}",
+        "run.name=t",
+        f"model.path={model_dir}",
+        "data.max_prompt_tokens=192",  # the cl100k chat frame alone is ~150 tokens
+        "data.max_response_tokens=48",
+        "sft.epochs=1",
+        "sft.eval_prompts=2",
+        "sft.eval_max_new_tokens=8",
+        "sft.log_every=1",
+        f"sft.lora.enabled={lora}",
+        "rm.epochs=1",
+        "rm.log_every=1",
+        f"rm.lora.enabled={lora}",
+        "rl.steps=2",
+        "rl.prompts_per_step=2",
+        "rl.algo.group_size=2",
+        "rl.rollout.max_new_tokens=16",
+        "rl.rollout.num_workers=1",
+        "rl.learner.num_workers=1",
+        "rl.learner.micro_batch_size=4",
+        f"rl.learner.lora.enabled={lora}",
+        "rl.checkpoint_every=0",
+        "rl.eval_prompts=2",
+        "pipeline.eval=true",
+        "eval.max_posts=2",
+        "eval.max_new_tokens=8",
+        "eval.bootstrap=10",
+    ]
+    if kind != "qwen":
+        return common
+    return [*common, "pipeline.serve=true", f"serve.port={_free_port()}", "serve.max_model_len=512"]
+
+
+def _run_pipeline(kind: str, hub_models, tmp_path_factory):
+    """(summary, run folder) of `empathy-ray rl model.path=<fixture>` with the overrides above."""
+    from empathy_ray.config import load_config
+    from empathy_ray.pipeline.runner import run_pipeline
+
+    root = tmp_path_factory.mktemp(f"hub-run-{kind}")
+    return run_pipeline(load_config(None, _pipeline_overrides(root, hub_models[kind], kind))), root / "t"
+
+
+@pytest.fixture(scope="module")
+def qwen_run(ray_cluster, hub_models, tmp_path_factory):
+    """The Qwen fixture's pipeline run and one reply of its server through the `openai` client; the
+    server stops at once (a vLLM engine held through the other runs would crowd a 24 GiB machine)."""
+    import openai
+    from ray import serve
+
+    summary, run_dir = _run_pipeline("qwen", hub_models, tmp_path_factory)
+    try:
+        client = openai.OpenAI(base_url=summary["serve"]["url"], api_key="none", max_retries=2, timeout=120)
+        reply = client.chat.completions.create(
+            model="empathy-ray", messages=[{"role": "user", "content": POSTS[0]}], max_tokens=12, seed=1
+        )
+    finally:
+        serve.shutdown()
+    return summary, run_dir, reply
+
+
+@pytest.fixture(scope="module")
+def llama_run(ray_cluster, hub_models, tmp_path_factory):
+    return (*_run_pipeline("llama", hub_models, tmp_path_factory), None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["qwen", "llama"])
+def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models, kind):
+    summary, run_dir, _ = request.getfixturevalue(f"{kind}_run")
+    src, lora = hub_models[kind], kind == "qwen"
+    assert summary["run"]["ran"] == ["sft", "rm", "rl", "eval", *(["serve"] if lora else [])]
+    assert summary["sft"]["lora"] is lora and summary["rm"]["lora"] is lora
+    assert (
+        11.0 < summary["sft"]["loss_first"] < 12.0
+        and summary["sft"]["loss_last"] < summary["sft"]["loss_first"]
+    )
+    assert summary["rm"]["eval_pairs"] > 0 and 0.0 <= summary["rm"]["pairwise_accuracy"] <= 1.0
+    assert summary["rl"]["steps"] == 2
+    rows = [json.loads(x) for x in (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["rollout/samples"] == 4 for r in rows)
+    assert all(r["rollout/response_len_mean"] > 0 and r["train/grad_norm"] > 0 for r in rows)
+    # every export (SFT, RL policy, RM) is the source checkpoint bar the weights: bf16, same files
+    for stage in ("sft", "rl", "rm"):
+        out = run_dir / stage / "model"
+        assert weight_dtypes(out) == {"BF16"}, stage
+        for name in TOKENIZER_FILES:
+            assert (out / name).read_bytes() == (src / name).read_bytes(), (stage, name)
+    for stage in ("sft", "rl"):  # the policies: same eos list, tied or untied head as the source
+        out = run_dir / stage / "model"
+        assert (out / "generation_config.json").read_bytes() == (src / "generation_config.json").read_bytes()
+        assert weight_names(out) == weight_names(src), stage
+
+
+@pytest.mark.slow
+def test_the_served_foreign_model_answers_through_the_openai_client(qwen_run):
+    """Served on the Qwen fixture only: one server start covers the code both layouts share."""
+    summary, run_dir, reply = qwen_run
+    assert summary["serve"]["running"] is True and summary["serve"]["model_dir"] == str(
+        run_dir / "rl" / "model"
+    )
+    choice = reply.choices[0]
+    assert isinstance(choice.message.content, str) and "reasoning_content" in choice.message.model_extra
+    assert choice.model_extra["coe"]["valid"] is False  # random weights write no CoE
+    assert 0 < reply.usage.completion_tokens <= 12 and reply.usage.prompt_tokens > 150
+
+
+# -- the learner scores the distribution the rollout sampled from ----------------------------------
+
+# per token, absolute (measured: Llama 1.9e-6; Qwen 9.8e-4, of which 9.3e-4 is the padded rows below)
+LOGPROB_TOLERANCE = {"qwen": 2e-3, "llama": 1e-4}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["qwen", "llama"])
+def test_learner_logprobs_match_the_rollout_engines_at_its_temperature(hub_models, kind):
+    """vLLM's sampling log-probs (processed: after temperature) against the learner's scoring path
+    (`response_logits` -> `tempered` -> `logprobs_from_logits`, which the reference role shares), at
+    temperature 0.7 and 1.0. fp32 on both sides: kernels differ by ~1e-6; the Qwen fixture adds ~1e-3
+    because the learner's softmax also spans the 93 padded rows the engine masks out. Scored at
+    temperature 1 instead, samples drawn at 0.7 are off by 0.13."""
+    from empathy_ray.actors.reference import ReferencePolicy
+    from empathy_ray.config import ReferenceConfig
+
+    src = hub_models[kind]
+    tok = AutoTokenizer.from_pretrained(src)
+    prompts = [prompt_ids(tok, p, 192) for p in POSTS]
+    engine = _generator("vllm", src)
+    gaps = {}
+    for temperature in (0.7, 1.0):
+        groups = engine.sample(
+            prompts, Sampling(16, temperature=temperature, logprobs=True), n=2, seeds=[5, 6]
+        )
+        done = [(p, c) for p, group in zip(prompts, groups, strict=True) for c in group]
+        learner = ReferencePolicy(str(src), ReferenceConfig(), temperature=temperature)
+        scored = learner.logprobs([(p, c.token_ids) for p, c in done])
+        gap = max(
+            abs(a - b)
+            for (_, c), row in zip(done, scored, strict=True)
+            for a, b in zip(c.logprobs, row, strict=True)
+        )
+        gaps[temperature] = gap
+    assert max(gaps.values()) < LOGPROB_TOLERANCE[kind], gaps
