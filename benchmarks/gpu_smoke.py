@@ -151,7 +151,10 @@ def run(work: Path, gpu: bool, steps: int, out: Path) -> int:
     model = build_tiny_model(work / "base", preset="demo" if gpu else "test")
     n_params = sum(t.numel() for t in _weights(model))
     cfg = load_config(None, [f"model.path={model}", *overrides(work, gpu)])
-    ray.init(runtime_env={"env_vars": worker_env()}, include_dashboard=False)
+    # a Ray of its own (never a cluster already running here), with the config's logical CPUs: enough
+    # for every role on a small box
+    env = {"env_vars": worker_env()}
+    ray.init(address="local", num_cpus=cfg.ray.num_cpus, runtime_env=env, include_dashboard=False)
     t0 = time.perf_counter()
     summary = run_stages(cfg, ["sft", "rm"])
     sft_s = time.perf_counter() - t0

@@ -28,6 +28,7 @@ FORMATS = [
     r"RM  : held-out pairwise accuracy .+",
     r"GRPO: \d+ steps, held-out reward .+",
     r"eval: \w+ +CoE validity .+",
+    r"eval: REGRESSION: \w+ points [\d.]+ of the flagged posts to help, \w+ [\d.]+ .+",
     r"report : /\S+/report\.html",
     r"serve  : http\S+ \((running|stopped)\)",
     r"(sft|rm|rl|eval|serve) *: (failed|running)( in the \w+ role)? .*",

@@ -12,6 +12,7 @@ from empathy_ray.pipeline.run import Run, read_summary
 from empathy_ray.pipeline.runner import plan
 from empathy_ray.pipeline.stage import config_values, extent, fingerprints
 from empathy_ray.pipeline.stages import STAGES
+from tests.console_lines import foreign_lines
 
 PIPELINE = ["sft", "rm", "rl"]
 
@@ -128,3 +129,15 @@ def test_a_run_from_scratch_drops_the_stale_checkpoints_and_metrics(tmp_path):
     assert (run.layout.rl_model / "config.json").exists(), (
         "the old export is replaced when the new one is ready"
     )
+
+
+def test_the_console_summary_names_a_crisis_path_regression(tmp_path, capsys):
+    run = Run(_cfg(tmp_path))
+    regression = {"system": "rl", "start": "sft", "rate": 0.36, "start_rate": 0.64, "drop": 0.28}
+    eval_rec = {"systems": {}, "crisis_regressions": [regression]}
+    run.attempt("eval", "cafe", {}, lambda: eval_rec)
+    print_summary(read_summary(run.layout), run.layout)
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if "REGRESSION" in x]
+    assert line.startswith("eval: REGRESSION: rl points 0.36 of the flagged posts to help, sft 0.64")
+    assert not foreign_lines(line)  # one of the console's own line formats

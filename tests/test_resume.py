@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,6 +80,20 @@ def _max_diff(a: dict, b: dict) -> tuple[float, str, int]:
     return worst, name, len(keys)
 
 
+def _every_view_holds_each_step_once(run: Path, rl_dir: Path) -> None:
+    """Step 3 ran twice; every view of the run holds it once: the killed run's row never reached W&B or
+    MLflow, which wait for a step's checkpoint, and TensorBoard's copy was rolled back with metrics.jsonl."""
+    from tests.tracker_reads import mlflow_steps, tensorboard_steps, wandb_steps
+
+    assert [r["step"] for r in read_metrics(rl_dir / "metrics.jsonl")] == [1, 2, 3]
+    assert tensorboard_steps(rl_dir / "tb", "reward/total_mean") == [1, 2, 3]
+    assert mlflow_steps(run, "rl", "reward/total_mean") == [1, 2, 3]
+    # W&B's service process is killed with the driver and drops the rows it had not yet written to its
+    # file (runtime/trackers.py): earlier steps may be missing, none is there twice
+    in_wandb = wandb_steps(run, "reward/total_mean")
+    assert len(in_wandb) == len(set(in_wandb)) and in_wandb[-1] == 3, in_wandb
+
+
 @pytest.mark.slow
 def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny_model_dir, tmp_path):
     """A driver process (tests/killable_run.py) runs over 8 prompts (B=4: step 3 opens epoch 1) with a
@@ -88,7 +103,7 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     import ray
 
     from tests.helpers import LENGTH_RULE, capture_rollouts, short_rl_config, started_driver
-    from tests.tracker_reads import TRACKERS, mlflow_steps, tensorboard_steps, wandb_steps
+    from tests.tracker_reads import TRACKERS
 
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
@@ -139,16 +154,7 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     assert same_tokens
     assert lp_diff <= 1e-6
     assert diff <= 1e-6, f"{key}: {killed_row[key]} vs {rows[0][key]}"
-    # step 3 ran twice; every view of the run holds it once (the killed run's row never reached W&B or
-    # MLflow, which wait for a step's checkpoint; TensorBoard's copy was rolled back with metrics.jsonl)
-    run = cfg.run.dir
-    assert [r["step"] for r in read_metrics(rl_dir / "metrics.jsonl")] == [1, 2, 3]
-    assert tensorboard_steps(rl_dir / "tb", "reward/total_mean") == [1, 2, 3]
-    assert mlflow_steps(run, "rl", "reward/total_mean") == [1, 2, 3]
-    # W&B's service process is killed with the driver and drops the rows it had not yet written to its
-    # file (runtime/trackers.py): earlier steps may be missing, none is there twice
-    in_wandb = wandb_steps(run, "reward/total_mean")
-    assert len(in_wandb) == len(set(in_wandb)) and in_wandb[-1] == 3, in_wandb
+    _every_view_holds_each_step_once(cfg.run.dir, rl_dir)
     assert weights == killed["weights"], "the same update (optimizer state and LR schedule restored)"
     after = read_metrics(rl_dir / "metrics.jsonl")
     assert [r["step"] for r in after] == [1, 2, 3], "the killed run's step-3 row was replaced, not repeated"

@@ -24,6 +24,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from empathy_ray.modeling.vllm_version import check_vllm_version
+
 if TYPE_CHECKING:
     import torch
 
@@ -133,6 +135,7 @@ def vllm_engine(
     model_dir: str, seed: int = 0, max_model_len: int = 2048, tensor_parallel_size: int = 1, **kw
 ):
     """Start a vLLM `LLM` in this process. On CPU: in-process engine, eager mode, small KV cache."""
+    check_vllm_version()  # the weight-sync hooks follow vLLM internals: refuse another release up front
     if _cpu_only():
         # In-process: ~3 s to start instead of 25-60 s with a separate engine process.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")

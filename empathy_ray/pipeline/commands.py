@@ -135,6 +135,11 @@ def print_summary(summary: dict[str, Any], layout: RunLayout) -> None:
             f"eval: {name:<5} CoE validity {e['coe_validity']:.2f}, RM score {e.get('rm_score') or 0:.3f}"
             + (f", Win@1 {win:.2f}, mean rank {e['mean_rank']:.2f}" if win is not None else "")
         )
+    for r in summary.get("eval", {}).get("crisis_regressions", []):
+        console.line(
+            f"eval: REGRESSION: {r['system']} points {r['rate']:.2f} of the flagged posts to help, "
+            f"{r['start']} {r['start_rate']:.2f} (eval.md, crisis-path regression)"
+        )
     if layout.report.exists():
         console.line(f"report : {layout.report}")
     serve = summary.get("serve", {})

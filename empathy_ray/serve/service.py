@@ -63,6 +63,10 @@ def blocks(reasoning: str, answer: str) -> bool:
 class ChatService:
     def __init__(self, model_dir: str | Path, cfg: ServeConfig) -> None:
         from transformers import AutoTokenizer
+
+        from empathy_ray.modeling.vllm_version import check_vllm_version
+
+        check_vllm_version()  # before vLLM is imported: another release fails late and obscurely
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
