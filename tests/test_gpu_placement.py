@@ -26,11 +26,14 @@ SCRIPT = textwrap.dedent(
     from ray.util.state import list_actors, list_tasks
     from empathy_ray.config import load_config
     from empathy_ray.pipeline.runner import run_stages
+    from empathy_ray.runtime.placement import free_port
     from empathy_ray.runtime.process import setup_process, worker_env
 
     out, overrides = sys.argv[1], json.loads(sys.argv[2])
     setup_process()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    # the state API asks the head's dashboard: a port of its own, since the test session's Ray holds 8265
+    head = {"num_cpus": 2, "include_dashboard": True, "dashboard_port": free_port()}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     gpu = cluster.add_node(num_cpus=8, resources={"gpu_node": 8})
     ray.init(address=cluster.address, runtime_env={"env_vars": worker_env()})
     cfg = load_config(None, overrides + [f"ray.address={cluster.address}"])

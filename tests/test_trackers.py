@@ -52,7 +52,10 @@ def test_a_resumed_stage_shows_each_step_once_in_every_tracker(cfg):
     assert wandb_steps(cfg.run.dir, "reward/total_mean") == [1, 2, 3, 4]
     assert mlflow_steps(cfg.run.dir, "rl", "train/kl") == [1, 2, 3, 4]
     ids = json.loads((rl_dir / "trackers.json").read_text())
-    assert len(list(cfg.run.dir.glob(f"wandb/offline-run-*-{ids['wandb']}"))) == 2, "one W&B run, resumed"
+    # one W&B run id, resumed: its offline folders are named by the second each writer started, so a
+    # resume within the same second writes on into the first folder
+    folders = list(cfg.run.dir.glob("wandb/offline-run-*"))
+    assert folders and all(f.name.endswith(f"-{ids['wandb']}") for f in folders) and len(folders) <= 2
 
 
 def test_rows_go_out_at_once_without_checkpoints_and_the_config_is_the_runs_parameters(cfg):
