@@ -9,6 +9,7 @@ in tests/test_console.py (steps) and tests/test_resume.py (a driver killed with 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -52,10 +53,11 @@ def test_a_resumed_stage_shows_each_step_once_in_every_tracker(cfg):
     assert wandb_steps(cfg.run.dir, "reward/total_mean") == [1, 2, 3, 4]
     assert mlflow_steps(cfg.run.dir, "rl", "train/kl") == [1, 2, 3, 4]
     ids = json.loads((rl_dir / "trackers.json").read_text())
-    # one W&B run id, resumed: its offline folders are named by the second each writer started, so a
-    # resume within the same second writes on into the first folder
-    folders = list(cfg.run.dir.glob("wandb/offline-run-*"))
-    assert folders and all(f.name.endswith(f"-{ids['wandb']}") for f in folders) and len(folders) <= 2
+    # one W&B run id, resumed: each writer's offline folder is named by its start second and the id, and a
+    # resume within the same second gets W&B's numeric suffix ("-1")
+    folders = sorted(f.name for f in cfg.run.dir.glob("wandb/offline-run-*"))
+    pattern = re.compile(rf"offline-run-\d{{8}}_\d{{6}}-{ids['wandb']}(-\d+)?")
+    assert len(folders) == 2 and all(pattern.fullmatch(name) for name in folders), folders
 
 
 def test_rows_go_out_at_once_without_checkpoints_and_the_config_is_the_runs_parameters(cfg):
