@@ -1,10 +1,10 @@
-"""A GRPO driver process for tests/test_resume.py to kill with SIGKILL mid-run.
+"""A GRPO driver process for tests/test_resume.py (and test_async_grpo.py) to kill with SIGKILL mid-run.
 
     python -m tests.killable_run <ray address> <sft model> <output root> <tiny model> [key=value ...]
 
 It joins the test session's Ray cluster, runs steps over the first 8 training prompts and, after each
-step, appends the step's sampled token ids, their log-probs and the learner weight checksums to
-<output root>/t/steps.jsonl: what the test compares the resumed run against.
+step, appends the trained samples' token ids, log-probs and weight versions and the learner weight
+checksums to <output root>/t/steps.jsonl: what the test compares the resumed run against.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ def main(address: str, sft: str, root: str, tiny: str, *overrides: str) -> None:
             driver.run_step()
             if driver.step % cfg.rl.checkpoint_every == 0:
                 driver.save_checkpoint()
-            _, samples = seen[-1]
+            samples = [x.sample for x in driver.trained] if driver.ahead else seen[-1][1]
             row = {
                 "step": driver.step,
                 "uids": [s.uid for s in samples],
                 "response_ids": [s.response_ids for s in samples],
                 "logprobs": [s.logprobs for s in samples],
+                "versions": [s.weight_version for s in samples],
                 "weights": roles.learners.weights_checksums(),
             }
             out.write(json.dumps(row) + "\n")

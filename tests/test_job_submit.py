@@ -24,6 +24,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.console_lines import foreign_lines
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
@@ -98,14 +100,31 @@ def _small(tmp_path: Path, model_dir: Path, *extra: str) -> list[str]:
     ]
 
 
+def _job_console(ray_head, job_id: str) -> list[str]:
+    """The job's whole output, as `ray job logs` shows it, without the lines Ray's job manager adds
+    (a user sees those too, but Ray writes them)."""
+    ray_bin, url, env = ray_head
+    proc = subprocess.run(
+        [ray_bin, "job", "logs", job_id, "--address", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ray_own = re.compile(r"\d{4}-\d\d-\d\d [\d:,]+\s+\w+ \w+\.py:\d+ -- .*")
+    return [ln for ln in proc.stdout.splitlines() if not ray_own.fullmatch(ln)]
+
+
 def _summary(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "demo" / "summary.json").read_text(encoding="utf-8"))
 
 
 def test_a_killed_job_resubmitted_reuses_sft_rm_and_resumes_grpo(ray_head, tiny_model_dir, tmp_path):
     ray_bin, url, env = ray_head
-    # 40 short steps, every checkpoint kept: the job is still in GRPO when step 1's checkpoint appears
-    steps = ["rl.steps=40", "rl.checkpoint_every=1", "rl.keep_checkpoints=40"]
+    # 16 short steps (a checkpoint each, ~2-4 s apart on 2 cores), every checkpoint kept: the job is
+    # still in GRPO (15 steps to go) when step 1's checkpoint appears and the stop reaches it
+    steps = ["rl.steps=16", "rl.checkpoint_every=1", "rl.keep_checkpoints=16"]
     overrides = _small(tmp_path, tiny_model_dir, *steps)
     proc = _submit(ray_head, overrides, "--no-wait")
     job_id = re.search(r"raysubmit_\w+", proc.stdout + proc.stderr).group(0)
@@ -126,18 +145,25 @@ def test_a_killed_job_resubmitted_reuses_sft_rm_and_resumes_grpo(ray_head, tiny_
     summary = _summary(tmp_path)
     assert summary["run"]["ran"] == ["rl"], "SFT and RM outputs match their config and are reused"
     assert (tmp_path / "demo" / "sft" / "model" / "config.json").stat().st_mtime_ns == sft_stamp
-    assert summary["rl"]["resumed"] is True and summary["rl"]["steps"] == 40
+    assert summary["rl"]["resumed"] is True and summary["rl"]["steps"] == 16
     steps = [
         json.loads(x)["step"] for x in (tmp_path / "demo" / "rl" / "metrics.jsonl").read_text().splitlines()
     ]
-    assert steps == list(range(1, 41)), f"resumed after step {done_steps}: one row per step, none twice"
+    assert steps == list(range(1, 17)), f"resumed after step {done_steps}: one row per step, none twice"
 
 
 def test_one_submission_runs_sft_rm_grpo_and_serves(ray_head, tiny_model_dir, tmp_path):
     port = _free_port()
     extra = ["rl.steps=2", "pipeline.serve=true", f"serve.port={port}", "serve.default_max_tokens=16"]
-    proc = _submit(ray_head, _small(tmp_path, tiny_model_dir, *extra))
+    job_id = f"er-{secrets.token_hex(4)}"
+    proc = _submit(ray_head, _small(tmp_path, tiny_model_dir, *extra), "--submission-id", job_id)
     assert "succeeded" in proc.stdout
+    # every stage's story, in the project's own lines only, while the libraries wrote to the log files
+    console = _job_console(ray_head, job_id)
+    assert foreign_lines("\n".join(console)) == [] and len(console) <= 60, "\n".join(console)
+    starts = [ln for ln in console if ln.endswith("] started")]
+    assert starts == ["[sft] started", "[rm] started", "[rl] started", "[serve] started"]
+    assert sum(ln.startswith("[serve] crisis message: risk ") for ln in console) == 1
     summary = _summary(tmp_path)
     assert summary["run"]["ran"] == ["sft", "rm", "rl", "serve"]
     assert summary["rl"]["steps"] == 2 and summary["serve"]["running"] is True

@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM
 from empathy_ray.actors import learner as learner_mod
 from empathy_ray.actors.learner import LearnerRank, micro_batches_per_rank
 from empathy_ray.actors.learner_group import LearnerGroup
+from empathy_ray.algo import logprobs_from_logits, sampled_vocab
 from empathy_ray.config import AlgoConfig, LearnerConfig, LoraConfig, RLConfig, RolloutConfig
 from empathy_ray.runtime.placement import free_port, local_ranks, split_even
 from empathy_ray.train.engine import created_partitioned
@@ -40,6 +41,8 @@ STAT_KEYS = {
     "train/skipped_microbatches",
 }
 
+TIS_KEYS = {"train/tis_k3_kl", "train/tis_weight_mean", "train/tis_weight_max", "train/tis_truncated_share"}
+
 
 def rl_config(
     workers: int = 1,
@@ -50,13 +53,14 @@ def rl_config(
     kl_coef: float = 0.0,
     temperature: float = 1.0,
     agg: str = "token_mean",
+    tis_cap: float = 2.0,
     **learner,
 ) -> RLConfig:
     """4 samples per step (2 prompts x 2), lr large enough for one step to show on a tiny model;
     `learner` sets further rl.learner keys."""
     return RLConfig(
         prompts_per_step=2,
-        algo=AlgoConfig(group_size=2, kl_coef=kl_coef, agg=agg),
+        algo=AlgoConfig(group_size=2, kl_coef=kl_coef, agg=agg, tis_cap=tis_cap),
         rollout=RolloutConfig(max_new_tokens=8, temperature=temperature),
         learner=LearnerConfig(
             num_workers=workers,
@@ -292,7 +296,10 @@ def test_group_trains_in_lockstep(ray_cluster, tiny_model_dir, make_rank, zero):
     # ZeRO-2, micro-batch 1: each rank's 2 samples are 2 micro-batches; 3 log-prob rows give rank 1 an
     # idle round. ZeRO-3, a 12-token budget: rank 0's rows (7, 5 tokens) are 2 micro-batches, rank 1's
     # (6, 2) one, so rank 1 runs an empty second one, in both inner epochs and the old-log-prob pass.
+    # with rollout log-probs: the importance-sampling figures are reduced over ranks like one batch's
     items = step_items([1.0, -1.0, 0.5, -0.5])
+    pairs4 = [(it["prompt_ids"], it["response_ids"]) for it in items]
+    with_rollout_logprobs(items, hf_logprobs(hf_model(tiny_model_dir), pairs4))
     epochs = 2 if zero == 3 else 1
     one_batch = make_rank(mbs=4, inner_epochs=epochs).train_step(items)  # one rank, one micro-batch
     budget = {"max_tokens_per_micro_batch": 12} if zero == 3 else {}
@@ -305,9 +312,11 @@ def test_group_trains_in_lockstep(ray_cluster, tiny_model_dir, make_rank, zero):
 
         stats = group.train(items).result()
 
-        assert set(stats) == STAT_KEYS and stats["train/tokens"] == 10
+        assert set(stats) == STAT_KEYS | TIS_KEYS and stats["train/tokens"] == 10
         # the loss is normalised over both ranks' tokens: the gradient is the one-batch gradient
-        assert stats["train/pg_loss"] == pytest.approx(one_batch["train/pg_loss"], rel=1e-5)
+        for key in ("train/pg_loss", *TIS_KEYS):
+            assert stats[key] == pytest.approx(one_batch[key], rel=1e-5), key
+        assert stats["train/tis_weight_max"] == pytest.approx(4.0, rel=1e-4)  # rank 1 holds none of it
         assert stats["train/grad_norm"] == pytest.approx(one_batch["train/grad_norm"], rel=1e-4)
         after = group.weights_checksums()
         if zero == 2:  # every rank holds the full weights: they must agree exactly
@@ -324,3 +333,57 @@ def test_group_trains_in_lockstep(ray_cluster, tiny_model_dir, make_rank, zero):
         assert max_diff(group.logprobs(pairs), hf_logprobs(hf_model(tiny_model_dir, weights), pairs)) < 1e-5
     finally:
         group.shutdown()
+
+
+# Importance weights p_learner / p_rollout per response token of step_items' rows (4, 3, 2, 1 tokens):
+# the rollout log-probs are the learner's minus log w. At cap 2, 3 and 4 are truncated.
+TIS_W = [[0.5, 1.0, 3.0, 1.5], [0.25, 1.0, 4.0], [1.0, 1.0], [1.0]]
+
+
+def with_rollout_logprobs(items: list[dict], learner_lp: list[list[float]]) -> list[dict]:
+    for it, lp, w in zip(items, learner_lp, TIS_W, strict=True):
+        it["rollout_logprobs"] = [x - math.log(v) for x, v in zip(lp, w, strict=True)]
+    return items
+
+
+def test_truncated_importance_weights_scale_the_loss_by_hand(make_rank, tiny_model_dir):
+    """Two micro-batches of 2 rows (7 and 3 tokens), token_mean over the step's 10 tokens, ratio 1:
+    pg_loss = -sum_t A_t min(w_t, 2) / 10 = -(1 * 5 - 1 * 3.25 + 0.5 * 2 - 0.5 * 1) / 10 = -0.225.
+    With tis_cap=0 the loss is the plain one, -0.15, and the update is exactly the one without
+    rollout log-probs, while the gap is still measured."""
+    advantages = [1.0, -1.0, 0.5, -0.5]
+    pairs = [(it["prompt_ids"], it["response_ids"]) for it in step_items(advantages)]
+    learner_lp = hf_logprobs(hf_model(tiny_model_dir), pairs)
+    stats = make_rank().train_step(with_rollout_logprobs(step_items(advantages), learner_lp))
+    assert stats["train/pg_loss"] == pytest.approx(-0.225, rel=1e-4)
+    # over all 10 tokens, not the mean of the micro-batches' means (11.25 / 7 and 1)
+    assert stats["train/tis_weight_mean"] == pytest.approx(14.25 / 10, rel=1e-4)
+    assert stats["train/tis_weight_max"] == pytest.approx(4.0, rel=1e-4)
+    assert stats["train/tis_truncated_share"] == pytest.approx(0.2)
+    k3 = sum((w - 1) - math.log(w) for row in TIS_W for w in row) / 10
+    assert stats["train/tis_k3_kl"] == pytest.approx(k3, rel=1e-3)
+
+    off = make_rank(tis_cap=0)
+    off_stats = off.train_step(with_rollout_logprobs(step_items(advantages), learner_lp))
+    plain = make_rank(tis_cap=0)
+    plain_stats = plain.train_step(step_items(advantages))
+    assert off_stats["train/pg_loss"] == plain_stats["train/pg_loss"] == pytest.approx(-0.15, rel=1e-5)
+    assert off_stats["train/tis_weight_mean"] == pytest.approx(1.425, rel=1e-4)
+    assert off_stats["train/tis_truncated_share"] == 0.0 and set(plain_stats) == STAT_KEYS
+    w_off, w_plain = off.weights_for_sync(), plain.weights_for_sync()
+    assert all(torch.equal(w_off[k], w_plain[k]) for k in w_plain)
+    with pytest.raises(ValueError, match=r"items \[1\] need one rollout_logprobs value per response token"):
+        items = with_rollout_logprobs(step_items(advantages), learner_lp)
+        items[1]["rollout_logprobs"] = items[1]["rollout_logprobs"][:2]
+        off.train_step(items)
+
+
+def test_padded_vocabulary_rows_are_left_out_of_the_scores():
+    """Rows past the tokenizer (Qwen's padding) are never sampled: the learner's and the reference's
+    softmax leave them out. Four equal logits, one of them padding: log(1/3), not log(1/4)."""
+    logits = torch.zeros(1, 1, 4, requires_grad=True)
+    logp = logprobs_from_logits(sampled_vocab(logits, 3), torch.tensor([[0]]))
+    assert float(logp) == pytest.approx(-math.log(3))
+    logp.sum().backward()
+    assert float(logits.grad[0, 0, 3]) == 0.0  # a padded row gets no gradient
+    assert sampled_vocab(logits, 4) is logits and sampled_vocab(logits, None) is logits

@@ -275,11 +275,57 @@ def test_whose_words_a_match_is() -> None:
     assert assess("放心吧，我没有任何轻生的想法").risk_level == "none"
 
 
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # Time: a risk placed in the past by a writer who is well now is a history; one that came back is not.
+        ("五年前我试过自杀，现在已经好多了，想鼓励大家", "none"),
+        ("五年前我试过自杀，最近那种念头又回来了", "high"),
+        ("好幾年前我曾經想過自殺，現在已經好多了", "none"),
+        ("Years ago I wanted to die, but now I am doing much better", "none"),
+        ("A few years ago I wanted to die. Lately the thoughts are back", "low"),
+        # Negation in each language.
+        ("我唔會自殺㗎", "none"),
+        ("I'm not going to kill myself, I promise", "none"),
+        # A question about risk put to someone asserts nothing.
+        ("医生问我最近有没有想过伤害自己", "none"),
+        # A match that describes a person (a relative clause) or a stranger anywhere in the clause is a report...
+        ("热线接到过很多想轻生的人的电话", "none"),
+        ("主播在直播里说想死", "none"),
+        # ...unless the writer says it of themself.
+        ("我就是那个想死的人", "low"),
+    ],
+)
+def test_time_negation_and_person_frames(text: str, level: str) -> None:
+    assert assess(text).risk_level == level, assess(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # plan: an unnamed act x a resolve, a date, nobody around or others spared; ordinary plans stay quiet
+        ("我已经想好了，等他们都睡了就去", "high"),
+        ("我决定了，下周就辞职去旅行", "none"),
+        # farewell: a message for after, thanks for the years x goodbye
+        ("等你们看到这段话的时候，我已经走了", "high"),
+        ("谢谢你这些年的陪伴，再见", "high"),
+        ("谢谢大家这些年的照顾，下周我就退休了，再见", "none"),
+        # means made ready or hidden, harm told by its result
+        ("药我已经偷偷存了很多，藏在床底下", "high"),
+        ("感冒药我备好了，出差带着", "none"),
+        ("我用烟头把手背烫到起泡", "high"),
+        ("切菜的时候不小心把手烫到起泡了", "none"),
+    ],
+)
+def test_signal_families(text: str, level: str) -> None:
+    assert assess(text).risk_level == level, assess(text)
+
+
 def test_no_rule_matches_empty_text() -> None:
     # A pattern with an empty alternative ("a||b") would match everywhere and quote nothing.
-    from empathy_ray.domain import safety_acts, safety_concepts, safety_lexicon
+    from empathy_ray.domain import safety_acts, safety_concepts, safety_lexicon, safety_signals
 
-    for rule in safety_lexicon.RULES + safety_acts.RULES + safety_concepts.RULES:
+    for rule in safety_lexicon.RULES + safety_acts.RULES + safety_concepts.RULES + safety_signals.RULES:
         assert rule.pattern.search("") is None, rule.name
         assert rule.pattern.search("今天天气很好。") is None, rule.name
 

@@ -16,6 +16,7 @@ from empathy_ray.eval.safety import SafetySetError, load_set
 
 SET_DIR = Path(__file__).parent / "data" / "safety"
 TUNE, TEST = SET_DIR / "tune.jsonl", SET_DIR / "test.jsonl"
+LATER_TUNING = (SET_DIR / "tune3.jsonl", SET_DIR / "tune4.jsonl")
 
 
 def _rows(path: Path) -> list[dict]:
@@ -50,12 +51,14 @@ def test_set_size_and_split() -> None:
     assert all(any(r.get("text") == text for r in messages) for text in issue_examples)
 
 
-# The figures on the frozen part after the issue-13 rules, measured once. Rules were tuned on tune.jsonl,
-# tune2.jsonl, the unit-test phrasings and the sample posts only (before: 26.6 % recall, 4.9 % false alarms). They fall short of the standard (recall 1.0, false
-# alarms <= 0.02), so the command exits 1; a rule change that moves them must update these lines.
+# The figures on the frozen part, each measured once after a round of rule changes. Rules were tuned on the
+# tune*.jsonl files, the unit-test phrasings and the sample posts only (before issue 13: 26.6 % recall, 4.9 %
+# false alarms; after the first round: 79.8 %, 4.9 %; after the signal families: 81.9 %, 3.3 %). They fall
+# short of the standard (recall 1.0, false alarms <= 0.02), so the command exits 1; a rule change that moves
+# them must update these lines.
 TEST_OVERALL = (
-    "| **overall** | positive | 94 | 75 | 79.8% |  |",
-    "| **overall** | negative | 61 | 3 |  | 4.9% |",
+    "| **overall** | positive | 94 | 77 | 81.9% |  |",
+    "| **overall** | negative | 61 | 2 |  | 3.3% |",
 )
 
 
@@ -67,9 +70,9 @@ def test_safety_eval_on_the_frozen_test_part(capsys: pytest.CaptureFixture[str])
     assert "| english | positive | 8 | 8 | 100.0% |  |" in out
     assert "| conversation | positive | 6 | 6 | 100.0% |  |" in out
     assert "| idiom | negative | 8 | 0 |  | 0.0% |" in out
-    assert "FAIL: recall 79.8% < serve.safety.min_recall 100.0%" in out
+    assert "FAIL: recall 81.9% < serve.safety.min_recall 100.0%" in out
     assert "misses:" not in out  # never print the test part's misses unless asked
-    relaxed = ["serve.safety.min_recall=0.79", "serve.safety.max_false_alarm_rate=0.05"]
+    relaxed = ["serve.safety.min_recall=0.81", "serve.safety.max_false_alarm_rate=0.04"]
     assert main(["safety", "eval", str(TEST), *relaxed]) == 0
     assert "test.jsonl: PASS" in capsys.readouterr().out
 
@@ -80,8 +83,27 @@ def test_safety_eval_reports_both_parts_by_default(capsys: pytest.CaptureFixture
     assert "tune.jsonl (207 items)" in out and "test.jsonl (155 items)" in out
     assert "tune2.jsonl (604 items)" in out
     assert "| **overall** | positive | 126 | 126 | 100.0% |  |" in out  # the tuning parts
-    assert "| **overall** | positive | 405 | 339 | 83.7% |  |" in out
+    assert "| **overall** | positive | 405 | 389 | 96.0% |  |" in out
     assert "| **overall** | negative | 81 | 0 |  | 0.0% |" in out
+
+
+def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # tune3/tune4 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
+    # recall, 12.6 % false alarms; tune4: 64.1 %, 8.3 %); they are tuning data now, never a test figure.
+    test_texts = {r.get("text") for r in _rows(TEST)}
+    for path, rows in ((path, _rows(path)) for path in LATER_TUNING):
+        assert all(r["split"] == "tune" for r in rows), path
+        assert len({r["id"] for r in rows}) == len(rows), path
+        assert not test_texts & {r.get("text") for r in rows if r["type"] == "message"}, path
+    assert main(["safety", "eval", *map(str, LATER_TUNING)]) == 1
+    out = capsys.readouterr().out
+    assert "tune3.jsonl (261 items)" in out and "tune4.jsonl (100 items)" in out
+    assert "| **overall** | positive | 166 | 166 | 100.0% |  |" in out
+    assert "| **overall** | negative | 95 | 0 |  | 0.0% |" in out
+    assert "| **overall** | positive | 64 | 63 | 98.4% |  |" in out
+    assert "| **overall** | negative | 36 | 0 |  | 0.0% |" in out
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 Short runs on the 'test' preset: they prove the jobs run end to end (ZeRO-2 default, ZeRO-3 with
 LoRA), learn (loss falls), and export HF directories that load and generate offline. The demo's
-quality thresholds are measured by `empathy-ray demo`, not here.
+quality thresholds are measured by `empathy-ray demo`, not here. One fast test builds the ZeRO-3
+reward model in this process, where its shards can be looked at.
 """
 
 from __future__ import annotations
@@ -12,20 +13,38 @@ import math
 
 import pytest
 import torch
+import torch.distributed as dist
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from empathy_ray.config import load_config
+from empathy_ray.modeling.reward_model import rm_input_ids, score
+from empathy_ray.modeling.tokenizer import pad_id
 from empathy_ray.pipeline import run_stages
 from empathy_ray.runtime.tracking import read_metrics
+from empathy_ray.train.engine import export_hf, full_state_dict, init_engine
+from empathy_ray.train.rm import build_reward_model, export_skeleton, rm_loss
 from tests.helpers import short_run_overrides
+from tests.test_learner import process_group  # noqa: F401 (the session's one-rank process group)
 
-pytestmark = pytest.mark.slow
+PAIRS = [  # (post, chosen, rejected)
+    (
+        "考研第二次又没过\n家里人嘴上不说，我自己觉得特别对不起他们。",
+        "两次都全力准备却没等到结果，这种落空真的很磨人。你愿意说说现在最压着你的是哪一部分吗？",
+        "考不上就别考了，找个工作算了。",
+    ),
+    (
+        "搬到新城市三个月了\n下班回到出租屋，一整晚都没人说话。",
+        "一个人在陌生的地方撑了三个月，晚上的安静会把孤单放得很大。下班后有没有哪怕一件让你放松的小事？",
+        "大家都这样，习惯就好。",
+    ),
+]
 
 
 def _cfg(tmp_path, model_dir, *extra):
     return load_config(None, short_run_overrides(tmp_path, model_dir, *extra))
 
 
+@pytest.mark.slow
 def test_sft_then_rm_zero2(trained_run):
     _, summary, run_dir = trained_run
     sft, rm = summary["sft"], summary["rm"]
@@ -53,6 +72,7 @@ def test_sft_then_rm_zero2(trained_run):
     assert reward(input_ids=ids).logits.shape == (1, 1)
 
 
+@pytest.mark.slow
 def test_sft_zero3_lora_and_rm_lora_in_bf16(ray_cluster, tiny_model_dir, tmp_path):
     """The real-model settings: ZeRO-3, LoRA, bf16 and gradient checkpointing, for SFT and the reward
     model, from a bf16 checkpoint (as the hub ships them): loaded, trained and exported in bf16."""
@@ -91,3 +111,41 @@ def test_sft_zero3_lora_and_rm_lora_in_bf16(ray_cluster, tiny_model_dir, tmp_pat
     assert not any(p.name.startswith("adapter_") for p in rm_dir.iterdir())
     reward = AutoModelForSequenceClassification.from_pretrained(rm_dir, dtype="auto")
     assert reward.config.num_labels == 1 and {p.dtype for p in reward.parameters()} == {torch.bfloat16}
+
+
+def test_zero3_reward_model_is_created_partitioned(process_group, tiny_model_dir, tmp_path):  # noqa: F811
+    """What `rm.zero_stage=3` with LoRA in bf16 builds on each rank: the base is born in shards (no rank
+    holds it whole), the adapters and the fresh head's trainable copy share one dtype (DeepSpeed's
+    partition buffer takes one), training widens the margin, and the gathered export scores as the
+    engine does."""
+    if not dist.is_initialized():
+        addr, port = process_group
+        dist.init_process_group("gloo", init_method=f"tcp://{addr}:{port}", rank=0, world_size=1)
+    tc = load_config(None, ["rm.zero_stage=3", "rm.lora.enabled=true", "rm.bf16=true", "rm.lr=1e-2"]).rm
+    torch.manual_seed(0)
+    tok, model = build_reward_model(str(tiny_model_dir), tc, world=1)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert frozen and all(p.numel() == 0 and p.ds_tensor.numel() > 0 for p in frozen)
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.bfloat16}
+
+    engine = init_engine(model, tc, total_steps=6)
+    seqs = [rm_input_ids(tok, post, reply, 128, 64) for post, *replies in PAIRS for reply in replies]
+    seqs = seqs[0::2] + seqs[1::2]  # chosen rows, then rejected rows
+    margins = []
+    for _ in range(6):
+        r = score(engine, seqs, pad_id(tok))
+        margins.append(float((r[:2] - r[2:]).mean()))
+        engine.backward(rm_loss(r[:2], r[2:]))
+        engine.step()
+
+    state = full_state_dict(engine)
+    assert state["base_model.model.score.modules_to_save.default.weight"].shape == (1, 64)
+    export_hf(state, export_skeleton(str(tiny_model_dir), tc), tok, tmp_path / "rm")
+    reward = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm", dtype="auto")
+    assert {p.dtype for p in reward.parameters()} == {torch.float32}  # the source's dtype, as exports keep
+    engine.eval()
+    with torch.no_grad():
+        live, exported = score(engine, seqs, pad_id(tok)), score(reward, seqs, pad_id(tok))
+    print("margins", margins, "live", live.tolist(), "exported", exported.tolist())
+    assert float((live[:2] - live[2:]).mean()) > margins[0] + 0.5  # it learned: chosen over rejected
+    torch.testing.assert_close(exported, live, atol=0.03, rtol=0.01)  # LoRA merged in bf16: rounding

@@ -21,7 +21,6 @@ reference actor and the rollout engines have them; top-p truncation is not appli
 from __future__ import annotations
 
 import logging
-import math
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -30,13 +29,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from empathy_ray.actors.learner_stats import StepStats
 from empathy_ray.actors.weight_sync import Broadcaster, SyncStats
+from empathy_ray.algo.importance import padded_rows, tis_weights
 from empathy_ray.algo.kl import approx_kl
 from empathy_ray.algo.losses import (
     agg_weight,
     entropy_from_logits,
     logprobs_from_logits,
     policy_loss,
+    sampled_vocab,
     tempered,
 )
 from empathy_ray.algo.masked import masked_mean
@@ -57,12 +59,6 @@ from empathy_ray.train.engine import (
 from empathy_ray.train.packing import pack_by_tokens
 
 log = logging.getLogger(__name__)
-
-# Averaged over a step's micro-batches and ranks ("train/" prefixed): the loss terms weighted like the
-# loss (agg_weight: "train/policy_loss" is the step's loss), the per-token ones by token counts.
-LOSS_STATS = ("policy_loss", "pg_loss")
-TOKEN_STATS = ("kl", "clip_frac", "entropy", "approx_kl_old", "ratio_mean")
-MEAN_STATS = LOSS_STATS + TOKEN_STATS
 
 
 def micro_batches_per_rank(cfg: RLConfig) -> int:
@@ -113,7 +109,7 @@ class LearnerRank:
 
     def setup(self, master_addr: str, master_port: int, local_rank: int | None = None) -> None:
         """Join the process group (or the one a launcher already made), load the policy, build the engine."""
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         lc = self.cfg.learner
         local_rank = self.rank if local_rank is None else local_rank
@@ -152,6 +148,7 @@ class LearnerRank:
         model.config.use_cache = False
         enable_gradient_checkpointing(model, lc.gradient_checkpointing)
         self.pad_id = model.config.pad_token_id or 0
+        self.tokenizer_size = len(AutoTokenizer.from_pretrained(self.model_dir))  # rows past it: padding
         total_steps = self.cfg.steps * lc.inner_epochs
         self.engine = init_engine(apply_lora(model, lc.lora), self.trainer_config, total_steps)
         log.info("DeepSpeed ZeRO-%d learner rank %d/%d", lc.zero_stage, self.rank, self.world_size)
@@ -159,8 +156,9 @@ class LearnerRank:
     # -- forward -------------------------------------------------------------------------------------
 
     def _response_logits(self, batch: ResponseBatch) -> torch.Tensor:
-        """[n, R, V] logits of the response tokens at the rollout's sampling temperature."""
-        return tempered(response_logits(self.engine, batch), self.cfg.rollout.temperature)
+        """[n, R, V] logits of the response tokens over the ids and at the temperature the rollout samples."""
+        logits = sampled_vocab(response_logits(self.engine, batch), self.tokenizer_size)
+        return tempered(logits, self.cfg.rollout.temperature)
 
     def _plan(self, lengths: list[int]) -> list[list[int]]:
         """Row indices per micro-batch: by padded-token budget when one is set, else by row count."""
@@ -214,28 +212,45 @@ class LearnerRank:
             b = collate([(it["prompt_ids"], it["response_ids"]) for it in chunk], self.pad_id)
             b.advantages = torch.tensor([float(it["advantage"]) for it in chunk])
             if with_ref:
-                b.ref_logprobs = torch.zeros(b.labels.shape)
-                for row, it in enumerate(chunk):
-                    b.ref_logprobs[row, : len(it["ref_logprobs"])] = torch.tensor(it["ref_logprobs"])
+                b.ref_logprobs = padded_rows([it["ref_logprobs"] for it in chunk], b.labels.shape[1])
             out.append(b.to(self.engine.device))
         return out
+
+    def _rollout_logprobs(self, items: list[dict[str, Any]], batches: list[ResponseBatch]) -> list[Any]:
+        """Per micro-batch of `_batches`, the rollout engine's log-probs [n, R] of its tokens; None each
+        when the items carry none (callers other than the driver)."""
+        if not any("rollout_logprobs" in it for it in items):
+            return [None] * len(batches)
+        lengths = [(len(it.get("rollout_logprobs", [])), len(it["response_ids"])) for it in items]
+        bad = [i for i, (n, m) in enumerate(lengths) if n != m]
+        if bad:
+            raise ValueError(f"train_step: items {bad} need one rollout_logprobs value per response token")
+        plan = self._plan([len(it["prompt_ids"]) + len(it["response_ids"]) for it in items])
+        rows = [[items[i]["rollout_logprobs"] for i in r] for r in plan]
+        return [
+            padded_rows(r, b.labels.shape[1]).to(b.labels.device) for r, b in zip(rows, batches, strict=True)
+        ]
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank: they must all skip a micro-batch together."""
         return self._all_reduce([float(torch.isfinite(loss).item())], dist.ReduceOp.MIN)[0] == 1.0
 
     def _loss(
-        self, b: ResponseBatch, old_logp: torch.Tensor | None, with_ref: bool
+        self, b: ResponseBatch, old_logp: torch.Tensor | None, with_ref: bool, rollout: torch.Tensor | None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The clipped policy loss of one micro-batch (with grad) and its detached stats."""
+        """The clipped policy loss of one micro-batch (with grad) and its detached stats. With the
+        rollout's log-probs, each token's term is weighted by min(p_old / p_rollout, rl.algo.tis_cap)
+        (algo/importance.py; tis_cap 0: not weighted, the gap still measured)."""
         algo = self.cfg.algo
         kl_in_loss = algo.kl_coef > 0 and algo.kl_in == "loss"
         logits = self._response_logits(b)
         logp = logprobs_from_logits(logits, b.labels)
         kl = approx_kl(logp, b.ref_logprobs, algo.kl_kind, mask=b.mask) if with_ref else None
+        old = logp.detach() if old_logp is None else old_logp
+        tis_w, tis_st = tis_weights(old, rollout, b.mask, algo.tis_cap) if rollout is not None else (None, {})
         loss, st = policy_loss(
             logp,
-            logp.detach() if old_logp is None else old_logp,
+            old,
             b.advantages,
             b.mask,
             algo.clip_low,
@@ -244,7 +259,9 @@ class LearnerRank:
             kl=kl if kl_in_loss else None,
             kl_coef=algo.kl_coef if kl_in_loss else 0.0,
             max_len=self.cfg.rollout.max_new_tokens,
+            tis_weight=tis_w if algo.tis_cap > 0 else None,
         )
+        st |= tis_st
         with torch.no_grad():
             st["policy_loss"] = loss.detach()
             st["entropy"] = masked_mean(entropy_from_logits(logits.detach()), b.mask)
@@ -254,7 +271,8 @@ class LearnerRank:
     def train_step(self, items: list[dict[str, Any]]) -> dict[str, float]:
         """GRPO update on this rank's share: one optimizer step per inner epoch; stats over all ranks.
 
-        Items: {"prompt_ids", "response_ids", "advantage", "ref_logprobs" (empty when KL is off)}.
+        Items: {"prompt_ids", "response_ids", "advantage", "ref_logprobs" (empty when KL is off),
+        optionally "rollout_logprobs" (the engine's, for truncated importance sampling)}.
         The old-policy log-probs come from a no-grad pass before the first update; with inner_epochs=1
         they are exactly the current log-probs (logp.detach()), so the ratio is 1 and nothing clips:
         the loss is the plain policy gradient. "train/kl" is the mean k-estimate against the reference
@@ -264,6 +282,7 @@ class LearnerRank:
         needs_ref = algo.kl_coef > 0 and algo.kl_in == "loss"
         with_ref = check_train_items(items, lc.micro_batch_size * self.trainer_config.grad_accum, needs_ref)
         batches = self._batches(items, with_ref)
+        rollouts = self._rollout_logprobs(items, batches)
         weights = [agg_weight(algo.agg, b.mask) for b in batches]
         tokens = [int(b.mask.sum()) for b in batches]
         # The step's loss normaliser and token count over every rank (one all-reduce), and the number
@@ -280,13 +299,13 @@ class LearnerRank:
                 for _ in range(rounds - len(batches)):  # in step with longer plans (ZeRO-3)
                     self._idle_forward()
         self.engine.train()
-        acc = dict.fromkeys(MEAN_STATS, 0.0) | {"weight": 0.0, "tokens": 0.0, "norm": 0.0, "norms": 0.0}
+        acc = StepStats()
         skipped = 0
         for epoch in range(lc.inner_epochs):
             for k in range(rounds):
                 self.engine.set_gradient_accumulation_boundary(k == rounds - 1)
                 if k < len(batches):
-                    loss, st = self._loss(batches[k], old[k], with_ref)
+                    loss, st = self._loss(batches[k], old[k], with_ref, rollouts[k])
                     loss = loss * scales[k]
                 else:  # an empty micro-batch: this rank's plan is shorter than another's
                     loss, st = self._idle_forward().sum() * 0.0, None
@@ -299,23 +318,11 @@ class LearnerRank:
                     del loss  # gradients; 0 * (the NaN loss) would carry NaN into the weights
                     loss, st = self._idle_forward().sum() * 0.0, None
                 if st is not None:
-                    _accumulate(acc, st, weights[k], tokens[k])
+                    acc.add(st, weights[k], tokens[k])
                 self.engine.backward(loss, scale_wrt_gas=False)
                 self.engine.step()
-            norm = self.engine.get_global_grad_norm()
-            if norm is not None:
-                acc["norm"], acc["norms"] = acc["norm"] + float(norm), acc["norms"] + 1
-        return self._step_stats(acc, total_tokens, skipped)
-
-    def _step_stats(self, acc: dict[str, float], total_tokens: float, skipped: int) -> dict[str, float]:
-        """The accumulated stats reduced over ranks: weighted means, the mean grad norm, the LR."""
-        keys = list(acc)
-        totals = dict(zip(keys, self._all_reduce([acc[k] for k in keys]), strict=True))
-        stats = {}
-        for key in MEAN_STATS:
-            weight = totals["weight"] if key in LOSS_STATS else totals["tokens"]
-            stats[f"train/{key}"] = totals[key] / weight if weight else math.nan
-        stats["train/grad_norm"] = totals["norm"] / totals["norms"] if totals["norms"] else math.nan
+            acc.add_grad_norm(self.engine.get_global_grad_norm())
+        stats = acc.reduce(self._all_reduce)
         stats["train/lr"] = float(self.engine.get_lr()[0])
         stats["train/tokens"] = total_tokens
         stats["train/skipped_microbatches"] = skipped  # the same on every rank: the decision is collective
@@ -389,11 +396,3 @@ class LearnerRank:
                 f"no DeepSpeed learner checkpoint under {path} (expected a 'latest' file there)"
             )
         load_rng(Path(directory) / f"rng_rank{self.rank}.pt")
-
-
-def _accumulate(acc: dict[str, float], st: dict[str, torch.Tensor], weight: int, tokens: int) -> None:
-    """Add one counted micro-batch's stats, weighted as `_step_stats` divides them."""
-    for key in MEAN_STATS:
-        acc[key] += float(st[key]) * (weight if key in LOSS_STATS else tokens)
-    acc["weight"] += weight
-    acc["tokens"] += tokens

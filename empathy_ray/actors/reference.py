@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from empathy_ray.algo.losses import logprobs_from_logits, tempered
+from empathy_ray.algo.losses import logprobs_from_logits, sampled_vocab, tempered
 from empathy_ray.config import ReferenceConfig
 from empathy_ray.modeling.batching import collate, response_logits
 from empathy_ray.train.engine import model_dtype
@@ -31,6 +31,7 @@ class ReferencePolicy:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         self.model = model.to(self.device).eval().requires_grad_(False)
+        self.tokenizer_size = len(AutoTokenizer.from_pretrained(model_dir))  # rows past it: never sampled
         log.info(
             "reference policy %s loaded on %s (%s), scoring at temperature %g",
             model_dir,
@@ -57,6 +58,8 @@ class ReferencePolicy:
 
     def _batch_logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         batch = collate(items, pad_id=0).to(self.device)  # right padding: masked, never attended to
-        logits = tempered(response_logits(self.model, batch), self.temperature)
+        logits = tempered(
+            sampled_vocab(response_logits(self.model, batch), self.tokenizer_size), self.temperature
+        )
         logp = logprobs_from_logits(logits, batch.labels).cpu()
         return [logp[row, : len(response)].tolist() for row, (_, response) in enumerate(items)]

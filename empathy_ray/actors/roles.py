@@ -120,14 +120,17 @@ class Roles:
         return Pending(lambda: [sample for chunk in chunks.result() for sample in chunk])
 
     def _rollout_worker_died(self, worker: int, call: tuple, error: Exception) -> None:
+        """The restarted worker gets the newest published weights; its chunk is generated again there or
+        on another worker, and its samples carry the version they were generated with."""
         self.counters["rollout_redispatched"] += 1
         log.warning(
-            "rollout worker %d died on prompts %d+ (%s); re-syncing and re-dispatching",
+            "rollout worker %d died on prompts %d+ of step %d (%s); re-syncing and re-dispatching",
             worker,
             call[3],
+            call[2],
             error,
         )
-        self.resync()
+        self.resync(worker)
 
     def score(self, posts: list[str], completions: list[str]) -> Pending[dict[str, list[float]]]:
         """Per-term rewards and "total"; retried on a timeout or a reward-actor death (rl.reward)."""
@@ -146,14 +149,22 @@ class Roles:
         return self.learners.train(items)
 
     def sync(self, version: int) -> Pending[dict[str, float]]:
-        """The learner's weights into every rollout worker as `version`; the sync's metrics."""
+        """The learner's weights into every rollout worker as `version`; the sync's metrics. With the
+        object store the loads are queued behind the generate calls already sent (they finish on the
+        weights they started with); a collective broadcast needs every worker idle to join it."""
         published = self.weights.publish(version)
         return Pending(lambda: published.result().as_metrics())
 
-    def resync(self) -> None:
-        """After a rollout worker restarted (it comes back with the starting weights)."""
+    @property
+    def sync_needs_idle_workers(self) -> bool:
+        """True for the collective transports: a worker joins the broadcast only between its calls, and
+        the loads are sent by the learner, so they are not ordered with the driver's generate calls."""
+        return self.weights is not None and self.weights.transport != "object_store"
+
+    def resync(self, worker: int | None = None) -> None:
+        """After rollout worker `worker` restarted (it comes back with the starting weights)."""
         if self.weights is not None:
-            self.weights.resync()
+            self.weights.resync(worker)
 
     def shutdown(self) -> None:
         for group in (self.learners, self.rollout, self.reward, self.reference):

@@ -50,15 +50,19 @@ def _sampling(cfg: RolloutConfig) -> Sampling:
 class _VllmBackend:
     def __init__(self, model_dir: str, cfg: RolloutConfig, seed: int):
         self.sampling = _sampling(cfg)
-        self.gen = VllmGenerator(
-            model_dir,
-            seed=seed,
-            max_model_len=cfg.max_model_len,
-            tensor_parallel_size=cfg.tensor_parallel_size,
-            worker_extension_cls=VLLM_EXTENSION,
-            logprobs_mode="processed_logprobs",  # the distribution actually sampled from
-        )
+        self.gen = VllmGenerator(model_dir, seed=seed, **self.engine_args(cfg))
         self.llm = self.gen.llm
+
+    @staticmethod
+    def engine_args(cfg: RolloutConfig) -> dict:
+        """What a rollout engine asks of vLLM beyond the model and seed."""
+        return {
+            "max_model_len": cfg.max_model_len,
+            "tensor_parallel_size": cfg.tensor_parallel_size,
+            "worker_extension_cls": VLLM_EXTENSION,
+            "logprobs_mode": "processed_logprobs",  # the distribution actually sampled from
+            "enforce_eager": not cfg.compile,  # rl.rollout.compile
+        }
 
     def sample(self, prompts: list[list[int]], group_size: int, seeds: list[int]) -> list[list[Completion]]:
         return self.gen.sample(prompts, self.sampling, group_size, seeds)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import ray
 import torch
+from ray.exceptions import ActorUnavailableError, RayActorError
 
 from empathy_ray.actors.group import ActorGroup, Pending
 from empathy_ray.runtime.placement import free_port
@@ -66,9 +67,9 @@ class WeightSync(Protocol):
         the result is there once all of them have."""
         ...
 
-    def resync(self) -> None:
-        """Load the last published weights into the workers again (one restarted with its starting
-        weights); raises when the transport cannot re-admit a restarted worker."""
+    def resync(self, worker: int | None = None) -> None:
+        """Load the last published weights into `worker` again (one restarted with its starting
+        weights; None: every worker); raises when the transport cannot re-admit a restarted worker."""
         ...
 
 
@@ -103,32 +104,52 @@ class ObjectStoreSync:
     ) -> None:
         self.workers, self.gather, self.timeout_s = list(workers), gather, timeout_s
         self.version = 0
-        self._last: Any = None  # ObjectRef of the last published weights, re-sent by `resync`
+        self._last: Any = None  # (weights, version) last published, re-sent by `resync`
 
     def publish(self, version: int) -> Pending[SyncStats]:
-        gathered = self.gather()
+        """Gathers the weights now and queues their load on every worker behind the calls already sent
+        to it: a generate call in flight finishes on the weights it started with (asynchronous GRPO)."""
+        weights = self.gather().result()
+        t0 = time.perf_counter()
+        if not isinstance(weights, ray.ObjectRef):
+            weights = ray.put({k: v.detach().cpu() for k, v in weights.items()})
+        self._last = (weights, version)
+        refs = [w.update_weights.remote(weights, version) for w in self.workers]
 
         def wait() -> SyncStats:
-            weights = gathered.result()
-            t0 = time.perf_counter()
-            if not isinstance(weights, ray.ObjectRef):
-                weights = ray.put({k: v.detach().cpu() for k, v in weights.items()})
-            nbytes = self._load(weights, version)
-            self._last, self.version = weights, version
+            nbytes = self._wait_loaded(refs)
+            self.version = version
             stats = SyncStats.measured(nbytes, time.perf_counter() - t0, self.transport, version)
             return _log(stats, len(self.workers))
 
         return Pending(wait)
 
-    def resync(self) -> None:
+    def resync(self, worker: int | None = None) -> None:
+        """The newest published weights to `worker` (one that restarted), or to every worker."""
         if self._last is not None:
-            self._load(self._last, self.version)
+            for w in self.workers if worker is None else [self.workers[worker]]:
+                self._send_latest(w)
 
-    def _load(self, ref: Any, version: int) -> int:
-        loaded = ray.get(
-            [w.update_weights.remote(ref, version) for w in self.workers], timeout=self.timeout_s
-        )
+    def _wait_loaded(self, refs: list[ray.ObjectRef]) -> int:
+        """Bytes loaded per worker; one that died meanwhile (Ray restarts it) gets the newest weights again."""
+        loaded = []
+        for w, ref in zip(self.workers, refs, strict=True):
+            try:
+                loaded.append(ray.get(ref, timeout=self.timeout_s))
+            except RayActorError:
+                loaded.append(self._send_latest(w))
         return loaded[0]
+
+    def _send_latest(self, worker: Any) -> int:
+        """The newest published weights into `worker`, waiting out a restart (calls fail while it lasts)."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                return ray.get(worker.update_weights.remote(*self._last), timeout=self.timeout_s)
+            except ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
 
 class CollectiveSync:
@@ -158,7 +179,7 @@ class CollectiveSync:
 
         return Pending(wait)
 
-    def resync(self) -> None:
+    def resync(self, worker: int | None = None) -> None:
         raise RuntimeError(
             f"a rollout worker restarted, and the {self.transport} broadcast group cannot re-admit it; rerun "
             "with --resume (or use rl.sync=object_store, which re-sends the weights to restarted workers)"

@@ -28,6 +28,7 @@ from empathy_ray.algo.losses import (
     logprobs_from_logits,
     policy_loss,
     register_agg,
+    sampled_vocab,
     tempered,
 )
 from empathy_ray.algo.masked import masked_mean, masked_sum
@@ -57,6 +58,7 @@ __all__ = [
     "register_kl",
     "reinforce_pp",
     "rloo",
+    "sampled_vocab",
     "tempered",
     "token_advantages",
 ]

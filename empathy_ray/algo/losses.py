@@ -28,6 +28,7 @@ __all__ = [
     "masked_sum",
     "policy_loss",
     "register_agg",
+    "sampled_vocab",
     "tempered",
 ]
 
@@ -88,6 +89,15 @@ def tempered(logits: Tensor, temperature: float) -> Tensor:
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     return logits if temperature in (0.0, 1.0) else logits / temperature
+
+
+def sampled_vocab(logits: Tensor, tokenizer_size: int | None) -> Tensor:
+    """The logits of the ids a sampler can draw: embedding rows past the tokenizer (Qwen pads 151,665
+    ids to 151,936 rows) are dropped, as the rollout engines mask them, so log-probs and entropy span
+    the distribution the samples came from. None, or no padded rows: the logits unchanged."""
+    if tokenizer_size is None or tokenizer_size >= logits.shape[-1]:
+        return logits
+    return logits[..., :tokenizer_size]
 
 
 # Rows of [rows, V] processed at once. With V ~ 152k a float32 chunk is ~300 MiB: big enough to keep
@@ -272,6 +282,7 @@ def policy_loss(
     kl: Tensor | None = None,
     kl_coef: float = 0.0,
     max_len: int | None = None,
+    tis_weight: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO/GRPO clipped surrogate: per token ``max(-A * r, -A * clip(r, 1 - clip_low, 1 + clip_high))``.
 
@@ -284,6 +295,8 @@ def policy_loss(
         agg: how token losses become a scalar, see ``aggregate``; ``max_len`` is for ``seq_sum_norm``.
         kl: optional ``[N, T]`` per-token KL to the reference (e.g. ``approx_kl(logp, ref_logp, mask=mask)``),
             added as ``kl_coef * aggregate(kl)`` with gradient.
+        tis_weight: optional ``[N, T]`` truncated importance weights (``algo.importance.tis_weights``),
+            constant, multiplying each token's policy-gradient term; None leaves the loss untouched.
 
     Returns ``(loss, stats)``; stats are detached scalar tensors: ``pg_loss``, ``kl_loss``, ``clip_frac``
     (share of valid tokens whose clipped term is the active one, i.e. that get no gradient),
@@ -299,7 +312,12 @@ def policy_loss(
     unclipped = -adv * ratio
     clipped = -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     clip_active = clipped > unclipped  # ties take the unclipped branch, which keeps the full gradient
-    pg_loss = aggregate(torch.where(clip_active, clipped, unclipped), valid, agg, max_len)
+    token_pg = torch.where(clip_active, clipped, unclipped)
+    if tis_weight is not None:
+        if tis_weight.shape != logp.shape:
+            raise ValueError(f"tis_weight {tuple(tis_weight.shape)} must match logp {tuple(logp.shape)}")
+        token_pg = token_pg * torch.where(valid, tis_weight.detach().to(logp.dtype), zero)
+    pg_loss = aggregate(token_pg, valid, agg, max_len)
 
     kl_loss = aggregate(kl, valid, agg, max_len) if kl is not None else zero
     loss = pg_loss + kl_coef * kl_loss

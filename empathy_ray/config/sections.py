@@ -160,6 +160,10 @@ class RolloutConfig(ActorResources):
     temperature: float = at_least(0, 1.0)  # 0: greedy
     top_p: float = probability(1.0)
     max_new_tokens: int = at_least(1, 384)  # the demo's CoE replies are ~270 tokens: room to finish
+    # vLLM's compiled mode (torch.compile + CUDA graphs; enforce_eager=False) for the rollout engines:
+    # faster decoding once compiled (CPU, batch 64: 576 vs 482 tokens/s), but start-up takes tens of
+    # seconds longer (44 s vs 12 s): on for long cluster runs, off (eager) for tests and the demo
+    compile: bool = False
     max_model_len: int = at_least(1, 1024)
 
 
@@ -221,6 +225,11 @@ class AlgoConfig:
     kl_kind: str = registered(KL_KINDS, "k3")  # empathy_ray/algo/kl.py
     kl_in: Literal["loss", "reward"] = "loss"
     agg: str = registered(AGG_MODES, "token_mean")  # empathy_ray/algo/losses.py
+    # Truncated importance sampling (empathy_ray/algo/importance.py): each token's policy-gradient term
+    # is weighted by min(p_learner / p_rollout, tis_cap), correcting the gap between the rollout
+    # engine's sampling distribution (other kernels, or older weights with rl.max_staleness > 0) and
+    # the learner's. 0 switches the correction off; the gap is still measured (train/tis_*).
+    tis_cap: float = at_least(0, 2.0)
 
 
 @dataclass
@@ -237,7 +246,14 @@ class RLConfig:
     # A step with non-finite rewards, advantages or losses is skipped (warned, counted); this many in a
     # row stop the run (a broken reward model or diverged policy, not a one-off overflow).
     max_nonfinite_steps: int = at_least(0, 3)
+    # Asynchronous GRPO: rollouts of up to this many future steps are generated while the learner trains
+    # (the batch of step s on the weights of step s-k); 0 is the synchronous loop. No sample more than
+    # this many versions behind the learner is trained on (README: "Asynchronous GRPO").
+    max_staleness: int = at_least(0, 0)
     eval_prompts: int = at_least(0, 16)
+    # Training crisis posts are repeated in the GRPO prompt pool until they make this share of it, so
+    # the safety reward term applies in most steps (rl/prompt_pool.py); 0: every post once.
+    crisis_share: float = share(0.25)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)

@@ -38,6 +38,12 @@ class EvalConfig:
     crisis_start: str = "sft"
     crisis_trained: list[str] = field(default_factory=lambda: ["rl"])
     crisis_tolerance: float = between(0.0, 1.0, 0.1)
+    # The rate is taken over `crisis_samples` answers per flagged post sampled at `crisis_temperature`
+    # (0: the one greedy answer). One greedy answer per post is chaotic on a small model: two GRPO runs
+    # a step apart disagreed on 6 of 14 posts, and a 14-post sampled draw has an SD of ~0.11, more than
+    # the tolerance; 8 draws per post bring the SD of a difference to ~0.06.
+    crisis_samples: int = at_least(0, 8)
+    crisis_temperature: float = positive(1.0)
 
 
 @dataclass

@@ -20,8 +20,13 @@ Latin spellings, English and Cantonese glossed into Chinese concepts), safety_le
 rules, negation, idioms and subjects, safety_acts.py the compositional rules for acts (means, farewell
 acts, attempts, self-harm acts, veiled ideation), safety_concepts.py the rules that fire when two
 concepts meet in one sentence (a chosen time x nobody around, a lethal place x its pull, handing things
-over x an absent future). `empathy-ray safety eval` measures them on the labelled set in
-tests/data/safety/ (a frozen test part that is never used to tune rules).
+over x an absent future), safety_signals.py the signal families (kinds of statement a crisis-line
+worker listens for - an unnamed act with a resolve or a date, a message meant for after, the writer gone
+and nobody noticing - that fire when two kinds meet). Around every match: negation, a question put to
+someone ("医生问我有没有…"), a person described by a relative clause or a stranger as subject ("想轻生的人",
+"主播说想死"), and a risk placed in the past by a writer who says they are well now ("十年前…现在挺好的").
+`empathy-ray safety eval` measures them on the labelled set in tests/data/safety/ (a frozen test part
+that is never used to tune rules).
 
 Third-person decision: the guard scores risk *in the writer's world*. Strangers, public figures and
 fiction are reports and do not fire. A known person (朋友说想死, 我儿子想自杀) fires "low" with
@@ -38,6 +43,7 @@ from typing import Literal
 from empathy_ray.domain import safety_acts as acts
 from empathy_ray.domain import safety_concepts as concepts
 from empathy_ray.domain import safety_lexicon as lex
+from empathy_ray.domain import safety_signals as signals
 from empathy_ray.domain.safety_text import normalise as _normalise
 
 RiskLevel = Literal["none", "low", "high"]
@@ -85,8 +91,13 @@ def _is_negated(prefix: str) -> bool:
     return not lex.DOUBLE_NEGATION_TAIL.search(prefix[:start])
 
 
-def _speaker(prefix: str) -> str:
-    """Whose risk a match describes: "self" (default, subjects are often dropped), "other", "reported"."""
+def _speaker(prefix: str, after: str = "") -> str:
+    """Whose risk a match describes: "self" (default, subjects are often dropped), "other", "reported".
+    `after` is the clause text following the match (a relative clause makes it about someone)."""
+    if lex.RELATIVE_PERSON.match(after) and not lex.SELF_DESCRIPTION.search(prefix):
+        return "reported"
+    if lex.STRANGER.search(prefix):
+        return "reported"
     frames = list(lex.MEDIA_FRAME.finditer(prefix))
     framed = bool(frames) and "我" not in prefix[frames[-1].end() :]
     for subject, speaker in ((lex.REPORTED_SUBJECT, "reported"), (lex.OTHER_SUBJECT, "other")):
@@ -102,6 +113,15 @@ def _speaker(prefix: str) -> str:
     return "self"
 
 
+def _is_history(text: str, position: int) -> bool:
+    """A risk the writer places in the past ("十年前我有过想死的念头") and says they are well from now
+    ("现在日子过得挺好的"), with nothing saying it came back."""
+    recovered = lex.RECOVERED.search(text, position)
+    if recovered is None or lex.RELAPSE.search(text):
+        return False
+    return bool(lex.PAST.search(text[_span_start(text, position, lex.SENTENCE_BREAK) : position]))
+
+
 @dataclass(frozen=True)
 class _Hit:
     start: int
@@ -114,16 +134,16 @@ def _find_hits(text: str) -> tuple[list[_Hit], list[_Hit]]:
     """All rule matches that survive negation and speaker checks, split into (self, others)."""
     own: list[_Hit] = []
     others: list[_Hit] = []
-    for rule in lex.RULES + acts.RULES + concepts.RULES:
+    for rule in lex.RULES + acts.RULES + concepts.RULES + signals.RULES:
         if rule.context is not None and not rule.context.search(text):
             continue
         if rule.unless is not None and rule.unless.search(text):
             continue
         for match in rule.pattern.finditer(text):
             prefix = text[_span_start(text, match.start()) : match.start()]
-            if _is_negated(prefix):
+            if _is_negated(prefix) or lex.QUESTION_FRAME.search(prefix) or _is_history(text, match.start()):
                 continue
-            speaker = _speaker(prefix)
+            speaker = _speaker(prefix, text[match.end() : _span_end(text, match.end(), lex.CLAUSE_BREAK)])
             if speaker == "self":
                 own.append(_Hit(match.start(), match.end(), rule.severity, rule.categories))
             elif speaker == "other":

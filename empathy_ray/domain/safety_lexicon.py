@@ -62,7 +62,7 @@ IDIOMS = re.compile(
             r"紫砂(壶|锅|杯|茶|泥|陶|煲)",
             r"自杀(式|小队|率|案|事件|新闻|预防|干预|热线|研究)|(预防|防止|干预|关于)自杀",
             r"自残式|自伤式",
-            r"(是)?自杀(走的|去世|身亡|离世|死的)",  # how someone died: grief, not the writer's risk
+            r"(是)?自杀(走的|去世|身亡|离世|死的)|是自杀的(?![念想])",  # how someone died: grief, a report
             r"跳楼(价|机|大甩卖|甩卖|清仓|大减价)",
             r"一哭二闹三上吊",
             r"轻生活",
@@ -112,7 +112,35 @@ LISTENER_TAIL = re.compile(r"(?:告诉|跟|和|对|给|向|让|替|帮|陪|为|�
 # unless the writer re-enters the clause with "我" after the frame.
 MEDIA_FRAME = re.compile(
     r"新闻|报道|热搜|电视剧|电影|小说|剧情|剧里|剧中|游戏里|这个游戏|通关|关卡|药理|毒理|动漫|漫画|视频里|歌词|作文|论文|历史|课上|讲到|课文|故事|传说"
+    r"|纪录片|剧本杀|直播间|直播里|综艺|节目|这首歌|歌里|唱的是|》(里|中)"
 )
+# A stranger, character or public figure anywhere earlier in the clause, with no "我" after it, is the
+# subject ("女主角在结尾选择了投河", "直播间里有人刷屏说想死"); the addressee (你) only right before.
+STRANGER = re.compile(
+    r"(?:有人|别人|网友|路人|某人|明星|艺人|主角|角色|女主|男主|主人公|陌生人|志愿者|主播|博主|网红|作者|演员|选手)"
+    r"(?!.*(?:我|自己))"
+)
+# "想轻生的人", "服毒自尽的那个": a match that describes a person (a relative clause) is about them.
+RELATIVE_PERSON = re.compile(
+    r"的(?:那个|那些|这些|那位)?(?:人|角色|孩子|学生|患者|病人|群体|青少年|案例|网友|家属|女孩|男孩|女生|男生|姑娘|少年|少女)|的那个"
+)
+# ...unless the writer says it of themself ("我就是个想死的人").
+SELF_DESCRIPTION = re.compile(r"我(?:就|也|只|真的)?是(?:个|一个|那个|那种)?[^,.!?;:。]{0,4}$")
+# A question about risk put to someone ("医生问我有没有伤害自己的念头", "问来访者有没有自杀的想法")
+# asks; it asserts nothing.
+QUESTION_FRAME = re.compile(
+    r"(?:问|评估|筛查|了解)[^,.!?;:。]{0,10}(?:有没有|是否|是不是|会不会|有无)[^,.!?;:。]{0,4}$"
+)
+# Time: a risk placed in the past ("十年前", "以前", "那年") by a writer who says they are well now, with no
+# sign that it came back, is a history, not a present crisis.
+PAST = re.compile(
+    r"(?:[0-9]+|[一二三四五六七八九十几两]+)年前|以前|从前|那年|那时|当年|小时候|曾经|过去|那段[^,.!?;:。]{0,6}(?:时候|时间|日子)"
+)
+RECOVERED = re.compile(
+    r"现在[^。]{0,12}(?:好(?:多)?了|挺好|很好|不错|稳定|没有了|不再|停药|康复|走出来)"
+    r"|(?:已经|早就)[^,.!?;:。]{0,6}(?:没有|不再|走出来|康复|痊愈|好了)"
+)
+RELAPSE = re.compile(r"又|复发|回来了|没忍住|破戒|最近|还是会|现在(?:还|也)?(?:会|常|总|想)")
 
 # Clause and sentence boundaries (after NFKC, so full-width punctuation arrives as ASCII).
 CLAUSE_BREAK = re.compile(r"[,.!?;:、。…~()\[\]\"'“”‘’【】「」\n]")
@@ -248,7 +276,7 @@ RULES: tuple[Rule, ...] = (
         r"|攒(了)?(很多|好多|好几|一些|不少|够|一堆|一大堆|几十|几|一)?(瓶|片|盒|板)?的?(安眠药|药片|药)"
         r"|(囤|存|藏)(了)?.{0,6}?(安眠药|安定)"
         r"|买(了)?(好几|很多|好多|几|一大)(瓶|盒|板)的?(安眠药|安定)"
-        r"|安眠药.{0,6}?(够|足够|一次|全部|都吃)|吃(了)?(过量|大量)的?(安眠药|药)|(吃|服)药过量|致死量",
+        r"|安眠药.{0,6}?(够|足够|一次(吃|吞)(完|掉|下|光)|全部|都吃)|吃(了)?(过量|大量)的?(安眠药|药)|(吃|服)药过量|致死量",
     ),
     _rule(
         "poison_and_other_means",

@@ -47,11 +47,37 @@ CORE_WORDS: tuple[CoreWord, ...] = (
 # normalisation ("don't" arrives as "dont"), and one space separates Latin words.
 GLOSS: tuple[tuple[str, str], ...] = (
     (r"suicide note|goodbye (?:letter|note)s?", "遗书"),
-    (r"better off without me", "没有我会更好"),
+    (r"suicide (?:prevention|awareness|hotline|rates?|statistics|research)", "自杀预防"),  # a topic
+    (r"cover letters?", "求职信"),
+    (
+        r"(?:better off|happier|fine|okay|ok) (?:without me|if i (?:just )?(?:was |were |am |wasnt |werent )?"
+        r"(?:gone|dead|died|disappeared|not here|not around|here))",
+        "没有我会更好",
+    ),
+    (
+        r"wont be (?:here|around) (?:when|by the time) (?:she|he|they|you|my mom|my dad|mom|dad) (?:reads?|finds?|sees?)"
+        r" (?:it|this)",
+        "等她看到的时候我已经不在了",
+    ),
+    (r"(?:a )?note for", "一封信给"),
+    (r"wake up", "醒来"),
+    # Time words for the past-and-recovered check in safety.py.
+    (r"(?:(?:[0-9]+|a few|a couple of|many|some|two|three|five|ten) )?years ago", "几年前"),
+    (r"when i was (?:younger|a teenager|a kid|in (?:high )?school|[0-9]+)|i used to", "以前"),
+    (
+        r"(?:(?:im|i am) (?:doing )?(?:much |a lot |so much )?better now|now (?:im|i am) (?:doing )?(?:much |a lot |so much )?better)",
+        "现在好多了",
+    ),
+    (r"tomorrow", "明天"),
+    (r"(?:picturing|imagining|see|seeing) myself", "想"),
+    (r"balcony", "阳台"),
+    (r"antidepressants|painkillers|insulin|prescriptions?", "药"),
+    (r"stop (?:existing|living|being alive)|cease to exist|not exist(?:ing)? anymore", "永远消失"),
+    (r"cant (?:do this|take (?:it|this)|go on|keep going)(?: anymore)?", "撑不下去了"),
     (r"never (?:wake|woke|waking) up|not (?:wake|waking) up(?: again)?", "再也不醒"),
     (
         r"(?:no|any) (?:reason|point) (?:in |to )?(?:keep )?living|nothing to live for|not worth living"
-        r"|(?:the )?point (?:in|of) living",
+        r"|(?:the )?point (?:in|of) (?:living|going on|carrying on)",
         "活着没意义",
     ),
     (
@@ -74,6 +100,20 @@ GLOSS: tuple[tuple[str, str], ...] = (
     ),
     (r"overdos(?:e|ed|ing)", "吃药过量"),
     (r"sleeping (?:pills|tablets)", "安眠药"),
+    (r"how many (?:pills|tablets)[a-z ]{0,24}(?:take|kill)", "多少片才会死"),  # a lethal-dose question
+    (r"cut(?:ting)? (?:myself )?again", "又割伤自己"),
+    (r"deeper (?:this time|than (?:last time|before))", "比上次深"),
+    (r"hid(?:den|ing|e)?", "藏着"),
+    (r"(?:going|go|heading) to the", "要去"),
+    (r"(?:driv(?:e|ing)|crash(?:ing)?) (?:my |the )?(?:car )?into", "开车撞向"),
+    (r"(?:a )?wall", "墙"),
+    (r"wont be (?:around|here)(?: anymore)?(?: to)?", "以后没法"),
+    (r"take care of|look after", "照顾"),
+    (r"gave(?: away)?", "送给"),
+    (r"wrote|have written", "写了"),
+    (r"letters?", "信"),
+    (r"ready", "准备好了"),
+    (r"parents", "爸妈"),
     (r"pills|tablets|meds|medication", "药"),
     (r"sav(?:ed|ing) up|stockpil(?:ed|ing)|hoard(?:ed|ing)|stash(?:ed)?", "攒了"),
     (
@@ -108,6 +148,19 @@ GLOSS: tuple[tuple[str, str], ...] = (
     # Cantonese: 唔 = 不, 落去 = 下去 ("唔想再活落去"), 咗 = 了, 冇 = 没有, 谂 = 想, 听晚 = 明晚,
     # 送晒俾人 = 全送给别人, 啲嘢 = 的东西, 唔使 = 不用.
     (r"唔使", "不用"),
+    (r"佢哋", "他们"),
+    (r"好啲", "更好"),
+    (r"\U00020779", "割"),  # 𠝹, Cantonese "to cut"
+    # More Cantonese: 储咗 = 存了, 拣 = 挑, 喺 = 在, 入面 = 里面, 佢 = 他, 嘅 = 的, 咩 = 什么.
+    (r"储(?=咗|了|好|够|埋|起)", "存"),
+    (r"拣", "挑"),
+    (r"喺", "在"),
+    (r"入面", "里面"),
+    (r"佢", "他"),
+    (r"嘅", "的"),
+    (r"咩", "什么"),
+    # The commonest typo of the core phrase: 想 typed as a same-sounding 像/向/相 ("真的不像活了").
+    (r"不(?:像|向|相)活(?=了|下去)", "不想活"),
     (r"唔", "不"),
     (r"谂", "想"),
     (r"听晚", "明晚"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from empathy_ray.config import Config, ConfigError, EvalConfig
@@ -17,7 +17,7 @@ from empathy_ray.data.records import Post
 from empathy_ray.domain import coe
 from empathy_ray.domain.safety import assess
 from empathy_ray.modeling.generation import Sampling
-from empathy_ray.runtime.generation_task import answer_posts
+from empathy_ray.runtime.generation_task import Request, sample_posts
 from empathy_ray.runtime.resources import Demand
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,19 @@ def eval_demand(ev: EvalConfig) -> Demand:
     return Demand(1, float(ev.num_cpus), float(ev.num_gpus), dict(ev.resources))
 
 
-def generate_answers(
-    cfg: Config, models: dict[str, Path], posts: list[EvalPost]
-) -> tuple[dict[str, list[str]], dict[str, float]]:
-    """Completions per system (in post order) and the seconds each system's generation took.
+@dataclass
+class Answers:
+    """Every system's answers: one per post (in post order), the crisis samples (per flagged post, in
+    post order, eval.crisis_samples each) and the seconds each system's generation took."""
+
+    completions: dict[str, list[str]] = field(default_factory=dict)
+    crisis: dict[str, list[list[str]]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def generate_answers(cfg: Config, models: dict[str, Path], posts: list[EvalPost]) -> Answers:
+    """Each system answers every post, and samples eval.crisis_samples answers to each flagged post,
+    in one task per system (one engine start).
 
     Models run one after another: on a CPU box two engines would only fight over the cores.
     """
@@ -70,18 +79,24 @@ def generate_answers(
         if not (Path(model_dir) / "config.json").is_file():
             raise ConfigError(f"model {name!r}: no HF model at {model_dir} (config.json missing)")
     ev = cfg.eval
-    sampling = Sampling(ev.max_new_tokens, ev.temperature)
-    texts = [p.text for p in posts]
-    completions: dict[str, list[str]] = {}
-    seconds: dict[str, float] = {}
+    requests = [Request([p.text for p in posts], Sampling(ev.max_new_tokens, ev.temperature))]
+    flagged = [p.text for p in posts if p.flagged]
+    if ev.crisis_samples and flagged:
+        requests.append(
+            Request(flagged, Sampling(ev.max_new_tokens, ev.crisis_temperature), ev.crisis_samples)
+        )
+    out = Answers()
     for name, model_dir in models.items():
         t0 = time.perf_counter()
         log.info("eval: %s generates %d answers (engine %s)", name, len(posts), cfg.eval.engine)
-        completions[name] = answer_posts(
-            str(model_dir), texts, cfg.data.max_prompt_tokens, sampling, ev.engine, ev.seed, eval_demand(ev)
+        results = sample_posts(
+            str(model_dir), requests, cfg.data.max_prompt_tokens, ev.engine, ev.seed, eval_demand(ev)
         )
-        seconds[name] = round(time.perf_counter() - t0, 2)
-    return completions, seconds
+        out.completions[name] = [group[0] for group in results[0]]
+        if len(results) > 1:
+            out.crisis[name] = results[1]
+        out.seconds[name] = round(time.perf_counter() - t0, 2)
+    return out
 
 
 def answer_rows(

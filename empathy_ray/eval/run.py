@@ -18,10 +18,23 @@ from typing import Any
 from empathy_ray.actors.reward import RewardScorer
 from empathy_ray.config import Config, ConfigError, RewardConfig
 from empathy_ray.domain.files import atomic_write_text
-from empathy_ray.eval.answers import EvalPost, answer_rows, eval_demand, generate_answers, select_posts
+from empathy_ray.eval.answers import (
+    Answers,
+    EvalPost,
+    answer_rows,
+    eval_demand,
+    generate_answers,
+    select_posts,
+)
 from empathy_ray.eval.judge import EndpointJudge, endpoint_rankings, rm_rankings
 from empathy_ray.eval.ranking import Ranking, summarise, to_markdown
-from empathy_ray.eval.scores import crisis_regressions, metrics_markdown, regressions_markdown, system_metrics
+from empathy_ray.eval.scores import (
+    crisis_regressions,
+    metrics_markdown,
+    regressions_markdown,
+    sampled_crisis_path_rate,
+    system_metrics,
+)
 from empathy_ray.runtime import console
 from empathy_ray.runtime.generation_task import run_model_task
 from empathy_ray.runtime.process import init_ray
@@ -52,7 +65,12 @@ def _markdown(result: dict[str, Any]) -> str:
     crisis = result.get("crisis_regression")
     if crisis and crisis["flagged_posts"]:
         parts.append(
-            regressions_markdown(crisis["regressions"], crisis["tolerance"], crisis["flagged_posts"])
+            regressions_markdown(
+                crisis["regressions"],
+                crisis["tolerance"],
+                crisis["flagged_posts"],
+                crisis.get("samples_per_post", 0),
+            )
         )
     if judge is not None:
         parts += [f"## Win@K and mean rank (judge: {', '.join(judge['summary']['judges'])})\n"]
@@ -134,16 +152,24 @@ def score_answers(
     completions: dict[str, list[str]],
     rm_scores: dict[str, list[float]] | None,
     rm_judge: str = "rm",
+    crisis_samples: dict[str, list[list[str]]] | None = None,
 ) -> tuple[dict[str, Any], list[dict], list[Ranking] | None]:
     """Metrics, answer rows and the judge's rankings for given completions (no generation here).
 
-    `rm_judge` names the RM judge in the output (the reward model's path). Returns the core of
-    eval.json (settings, metrics, judge summary), the answers.jsonl rows and the rankings.
+    `rm_judge` names the RM judge in the output (the reward model's path). With `crisis_samples` (per
+    system, per flagged post, its sampled answers) the crisis-path rate is taken over those answers and
+    the greedy one is kept as crisis_path_greedy. Returns the core of eval.json (settings, metrics,
+    judge summary), the answers.jsonl rows and the rankings.
     """
     metrics = {
         name: system_metrics(posts, comps, rm_scores[name] if rm_scores else None)
         for name, comps in completions.items()
     }
+    per_post = cfg.eval.crisis_samples if crisis_samples else 0  # 0: the greedy answer decides
+    for name, samples in (crisis_samples or {}).items():
+        rate, answers = sampled_crisis_path_rate(samples)
+        metrics[name] |= {"crisis_path_greedy": metrics[name]["crisis_path_rate"], "crisis_path_rate": rate}
+        metrics[name]["crisis_path_answers"] = answers
     rows = answer_rows(posts, completions, rm_scores)
     rankings: list[Ranking] | None = None
     if cfg.eval.judge == "rm" and len(completions) > 1:
@@ -167,7 +193,7 @@ def score_answers(
         "seed": cfg.eval.seed,
         "max_new_tokens": cfg.eval.max_new_tokens,
         "metrics": metrics,
-        "crisis_regression": _crisis_regression(cfg, posts, metrics),
+        "crisis_regression": _crisis_regression(cfg, posts, metrics) | {"samples_per_post": per_post},
         "judge": judge,
     }
     return result, rows, rankings
@@ -186,18 +212,20 @@ def run_eval(
     t0 = time.perf_counter()
     init_ray(cfg.ray)
     posts = select_posts(cfg)
-    completions, gen_s = {}, {}
+    answers = Answers()
     with console.progress(len(posts) * len(models), "[eval] answers", unit="post") as bar:
         for name, model_dir in models.items():  # one system at a time: the bar moves per system
-            answers, seconds = generate_answers(cfg, {name: model_dir}, posts)
-            completions |= answers
-            gen_s |= seconds
+            one = generate_answers(cfg, {name: model_dir}, posts)
+            answers.completions |= one.completions
+            answers.crisis |= one.crisis
+            answers.seconds |= one.seconds
             bar.update(len(posts))
+    completions, gen_s = answers.completions, answers.seconds
     t_rm = time.perf_counter()
     rm_scores = _rm_scores(cfg, rm_dir, posts, completions) if rm_dir is not None else None
     t_judge = time.perf_counter()
     rm_judge = f"rm:{Path(rm_dir).resolve()}" if rm_dir is not None else "rm"
-    result, rows, rankings = score_answers(cfg, posts, completions, rm_scores, rm_judge)
+    result, rows, rankings = score_answers(cfg, posts, completions, rm_scores, rm_judge, answers.crisis)
     result["models"] = {name: str(Path(d).resolve()) for name, d in models.items()}
     result["reward_model"] = str(Path(rm_dir).resolve()) if rm_dir is not None else None
     result["timings"] = {

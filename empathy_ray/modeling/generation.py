@@ -131,25 +131,62 @@ def cpu_engine_kwargs() -> dict:
     }
 
 
-def vllm_engine(
+def tp_executor() -> str:
+    """vLLM's executor for a tensor-parallel engine, chosen here rather than left to vLLM.
+
+    The engine runs inside a Ray actor whose one placement-group bundle holds all its devices
+    (`rl.rollout.num_gpus` = `tensor_parallel_size`, config/tree.py checks it). Left alone, vLLM picks its
+    Ray executor whenever it finds a current placement group, and that executor wants one bundle per
+    device of its own; `mp` starts the TP workers as child processes of the actor, on the devices Ray
+    already gave it, so the engine starts wherever the actor was placed (one node, as TP needs)."""
+    return "mp"
+
+
+def vllm_engine_args(
     model_dir: str, seed: int = 0, max_model_len: int = 2048, tensor_parallel_size: int = 1, **kw
-):
+) -> dict:
+    """The arguments `vllm_engine` gives vLLM's `LLM` (and `EngineArgs`): the caller's `kw` over the
+    CPU defaults (an explicit enforce_eager wins over the CPU's eager default)."""
+    if _cpu_only():
+        kw = {**cpu_engine_kwargs(), **kw}
+    if tensor_parallel_size > 1:
+        kw = {"distributed_executor_backend": tp_executor(), **kw}
+        if _cpu_only():
+            os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", cpu_thread_binding(tensor_parallel_size))
+    return {
+        "model": model_dir,
+        "seed": seed,
+        "generation_config": "vllm",  # vLLM's neutral defaults, not the checkpoint's sampling settings
+        "max_model_len": max_model_len,
+        "tensor_parallel_size": tensor_parallel_size,
+        **kw,
+    }
+
+
+def cpu_thread_binding(ranks: int) -> str:
+    """VLLM_CPU_OMP_THREADS_BIND for `ranks` CPU workers: this process's CPUs split in contiguous parts.
+
+    vLLM's automatic binding gives each TP rank a NUMA node of its own and refuses to start when the
+    machine has fewer nodes than ranks (a laptop, a one-socket VM): the ranks share the node instead."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < ranks:
+        raise ValueError(
+            f"tensor_parallel_size={ranks} (rl.rollout or serve) needs at least {ranks} CPUs on CPU-only vLLM; "
+            f"this process may use {len(cpus)}: lower it or set VLLM_CPU_OMP_THREADS_BIND yourself"
+        )
+    parts = [cpus[i * len(cpus) // ranks : (i + 1) * len(cpus) // ranks] for i in range(ranks)]
+    return "|".join(",".join(map(str, part)) for part in parts)
+
+
+def vllm_engine(model_dir: str, seed: int = 0, **kw):
     """Start a vLLM `LLM` in this process. On CPU: in-process engine, eager mode, small KV cache."""
     check_vllm_version()  # the weight-sync hooks follow vLLM internals: refuse another release up front
     if _cpu_only():
         # In-process: ~3 s to start instead of 25-60 s with a separate engine process.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        kw = {**cpu_engine_kwargs(), **kw}
     from vllm import LLM
 
-    llm = LLM(
-        model=model_dir,
-        seed=seed,
-        generation_config="vllm",  # vLLM's neutral defaults, not the checkpoint's sampling settings
-        max_model_len=max_model_len,
-        tensor_parallel_size=tensor_parallel_size,
-        **kw,
-    )
+    llm = LLM(**vllm_engine_args(model_dir, seed, **kw))
     log.info("vLLM engine up for %s (%s)", model_dir, "cpu" if _cpu_only() else "cuda")
     return llm
 

@@ -4,6 +4,8 @@ One step, as `run_step` reads:
   sample B prompts -> the rollout workers return B*G answers -> the reward actor and the reference
   actor score them side by side -> group-normalised advantages (after the KL penalty when
   rl.algo.kl_in=reward) -> learner update -> weight sync to the rollout workers -> metrics.
+With rl.max_staleness = k >= 1 the rollouts and scoring of the next k steps run while the learner trains
+(empathy_ray/rl/inflight.py); k = 0 is the loop above.
 Every role is reached through `Roles` (empathy_ray/actors/roles.py): this module makes no Ray call.
 """
 
@@ -12,9 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,12 @@ import torch
 
 from empathy_ray.actors.roles import Roles
 from empathy_ray.algo import compute_advantages, kl_penalised_rewards
-from empathy_ray.config import AlgoConfig, Config
+from empathy_ray.config import AlgoConfig, Config, ConfigError
 from empathy_ray.domain import coe
 from empathy_ray.domain.files import atomic_dir
 from empathy_ray.domain.rollouts import Sample, Scored
+from empathy_ray.rl.inflight import AsyncRollouts
+from empathy_ray.rl.timing import StepTimer
 from empathy_ray.runtime import checkpoint, console
 from empathy_ray.runtime.tracking import MetricsWriter, rollback_tensorboard
 
@@ -87,27 +89,14 @@ def kl_penalised(rewards: torch.Tensor, scored: list[Scored], algo: AlgoConfig) 
 
 
 def train_item(s: Scored) -> dict[str, Any]:
+    """What the learner trains on; the engine's log-probs are its truncated importance weights' base."""
     return {
         "prompt_ids": s.sample.prompt_ids,
         "response_ids": s.sample.response_ids,
         "advantage": s.advantage,
         "ref_logprobs": s.ref_logprobs,
+        "rollout_logprobs": s.sample.logprobs,
     }
-
-
-@dataclass
-class StepTimer:
-    """Wall seconds per phase of one step."""
-
-    phases: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
 
 
 def _bar_figures(m: dict[str, Any]) -> dict[str, str]:
@@ -131,6 +120,8 @@ class GRPODriver:
         self.nonfinite_in_row = 0  # steps skipped in a row for non-finite values (rl.max_nonfinite_steps)
         self.writer = self._metrics_writer()
         self.bar: Any = None  # the console's progress bar while `train` runs
+        self.ahead = AsyncRollouts(self) if self.rl.max_staleness > 0 else None  # rollouts in flight
+        self.trained: list[Scored] = []  # what the last step trained on (its samples' weight versions)
 
     def _metrics_writer(self) -> MetricsWriter:
         """With checkpoints, trackers that cannot delete a point get a step once its checkpoint exists."""
@@ -141,11 +132,15 @@ class GRPODriver:
     def run_step(self) -> dict[str, Any]:
         timer = StepTimer()
         t_step = time.perf_counter()
-        batch = [self.prompts[i] for i in self.cursor.take(self.rl.prompts_per_step, len(self.prompts))]
-        with timer("rollout"):
-            samples = self.rollout(batch)
-        scored, reward_terms = self.score(batch, samples, timer)
-        stats = self.update(scored, timer)
+        if self.ahead is None:
+            batch = [self.prompts[i] for i in self.cursor.take(self.rl.prompts_per_step, len(self.prompts))]
+            with timer("rollout"):
+                samples = self.rollout(batch)
+            scored, reward_terms = self.score(batch, samples, timer)
+            stats = self.update(scored, timer)
+        else:
+            scored, reward_terms, stats = self.ahead.step(timer)
+        self.trained = scored
         self.step += 1
         metrics = self._metrics(scored, reward_terms, stats, timer, time.perf_counter() - t_step)
         self.writer.log(self.step, metrics)
@@ -166,9 +161,12 @@ class GRPODriver:
         A rollout worker that dies mid-step is replaced and its prompts sampled again (Roles.generate)."""
         G = self.rl.algo.group_size
         step = self.step if step is None else step
-        samples = self.roles.generate([p.ids for p in batch], G, step).result()
+        return self.checked(self.roles.generate([p.ids for p in batch], G, step).result(), len(batch))
+
+    def checked(self, samples: list[Sample], prompts: int) -> list[Sample]:
         uids = [s.uid for s in samples]
-        assert len(samples) == len(batch) * G and len(set(uids)) == len(uids), "lost or duplicated samples"
+        n = prompts * self.rl.algo.group_size
+        assert len(samples) == n and len(set(uids)) == len(uids), "lost or duplicated samples"
         return samples
 
     def score(
@@ -194,6 +192,28 @@ class GRPODriver:
     def update(self, scored: list[Scored], timer: StepTimer) -> dict[str, float]:
         """Advantages, one learner update and the weight sync. A step whose rewards or advantages are
         not finite is skipped (warned, counted) and leaves every weight alone."""
+        if not self.set_advantages(scored):
+            return {"train/skipped": 1.0}
+        stats = {"train/skipped": 0.0}
+        with timer("train"):
+            stats |= self.learned(self.learn(scored))
+        with timer("sync"):
+            stats |= self.roles.sync(version=self.step + 1).result()
+        return stats
+
+    def learn(self, scored: list[Scored]) -> Any:
+        """Submit one learner update on `scored` (advantages set); `learned` waits for its stats."""
+        return self.roles.train([train_item(s) for s in scored])
+
+    def learned(self, pending: Any) -> dict[str, float]:
+        stats = pending.result()
+        # the learner skips micro-batches whose loss is not finite (all ranks together) and says so
+        self.roles.counters["skipped_nonfinite_loss"] += int(stats.get("train/skipped_microbatches", 0))
+        return stats
+
+    def set_advantages(self, scored: list[Scored]) -> bool:
+        """Each sample's advantage; False (warned, counted) when the rewards or advantages are not finite
+        and the step must be skipped."""
         algo = self.rl.algo
         rewards = torch.tensor([s.reward for s in scored], dtype=torch.float64)
         if algo.kl_in == "reward" and algo.kl_coef > 0:
@@ -209,18 +229,11 @@ class GRPODriver:
                 f"step {self.step + 1} had non-finite rewards or advantages and was skipped (later ones are "
                 "in logs/driver.log); check the reward model and rl.reward weights",
             )
-            return {"train/skipped": 1.0}
+            return False
         self.nonfinite_in_row = 0
         for s, a in zip(scored, adv.tolist(), strict=True):
             s.advantage = a
-        stats = {"train/skipped": 0.0}
-        with timer("train"):
-            stats |= self.roles.train([train_item(s) for s in scored]).result()
-        # the learner skips micro-batches whose loss is not finite (all ranks together) and says so
-        self.roles.counters["skipped_nonfinite_loss"] += int(stats.get("train/skipped_microbatches", 0))
-        with timer("sync"):
-            stats |= self.roles.sync(version=self.step + 1).result()
-        return stats
+        return True
 
     def _metrics(self, scored, terms, stats, timer: StepTimer, wall: float) -> dict[str, Any]:
         m: dict[str, Any] = {}
@@ -261,6 +274,8 @@ class GRPODriver:
     def save_checkpoint(self) -> Path:
         state = {"cursor": vars(self.cursor), "counters": dict(self.roles.counters)}
         state["nonfinite_in_row"] = self.nonfinite_in_row
+        if self.ahead is not None:  # the rollouts in flight, finished first: a resume trains on them
+            state |= self.ahead.state()
         path = checkpoint.save(
             self.dir / "checkpoints", self.step, self.roles.learners, state, self.rl.keep_checkpoints
         )
@@ -274,6 +289,11 @@ class GRPODriver:
         if latest is None:
             return False
         state = checkpoint.load_driver_state(latest, self.cfg.run.seed)
+        if state.get("inflight") and self.ahead is None:
+            raise ConfigError(
+                f"checkpoint {latest} holds rollouts in flight (written with rl.max_staleness="
+                f"{state['max_staleness']}); resume with rl.max_staleness >= 1"
+            )
         self.roles.learners.load(str(latest))
         self.step = state["step"]
         self.cursor = Cursor(**state["cursor"])
@@ -281,6 +301,8 @@ class GRPODriver:
         self.roles.counters.clear()
         self.roles.counters.update(state["counters"])
         self.roles.sync(version=self.step).result()
+        if self.ahead is not None:
+            self.ahead.restore(state)
         self.writer.close()  # steps logged after the checkpoint are about to run again
         dropped = checkpoint.drop_metrics_after(self.dir / "metrics.jsonl", self.step)
         rollback_tensorboard(self.dir / "tb", self.step)
@@ -305,6 +327,8 @@ class GRPODriver:
                 every = self.rl.checkpoint_every
                 if every and (self.step % every == 0 or self.step == steps):
                     self.save_checkpoint()
+            if self.ahead is not None:
+                self.ahead.drain()  # nothing generates behind what comes next (held-out evaluation)
         finally:
             self.bar.close()
             self.bar = None

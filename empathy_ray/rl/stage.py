@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -12,8 +13,10 @@ from typing import Any
 from empathy_ray.actors.roles import Roles
 from empathy_ray.config import Config, ConfigError
 from empathy_ray.data import dataset
+from empathy_ray.data.records import Post
 from empathy_ray.domain.files import atomic_write_text
 from empathy_ray.rl.driver import GRPODriver, Prompt
+from empathy_ray.rl.prompt_pool import PoolStats, is_crisis_post, oversample, pool_stats
 from empathy_ray.runtime.run_dir import RunLayout
 
 log = logging.getLogger(__name__)
@@ -36,14 +39,33 @@ def resolve_models(cfg: Config, sft_model: Path, rm_model: Path) -> tuple[str, s
     return policy, rm
 
 
-def build_prompts(cfg: Config, model_dir: str, splits: tuple[str, ...]) -> list[Prompt]:
+def split_posts(cfg: Config, splits: tuple[str, ...]) -> list[Post]:
+    return [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p, cfg.data) in splits]
+
+
+def training_pool(cfg: Config) -> list[Post]:
+    """The training-split posts GRPO draws from, crisis posts repeated up to `rl.crisis_share`
+    (rl/prompt_pool.py says why); never a held-out post."""
+    return oversample(split_posts(cfg, ("train",)), is_crisis_post, cfg.rl.crisis_share)
+
+
+def prompts_of(cfg: Config, model_dir: str, posts: list[Post]) -> list[Prompt]:
+    """One Prompt per entry of `posts`; a repeated post shares one tokenised Prompt."""
     from transformers import AutoTokenizer
 
     from empathy_ray.modeling.chat import prompt_ids
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    posts = [p for p in dataset.load_posts(cfg.data) if dataset.post_split(p, cfg.data) in splits]
-    return [Prompt(p.id, p.text, prompt_ids(tok, p.text, cfg.data.max_prompt_tokens)) for p in posts]
+    made: dict[str, Prompt] = {}
+    for p in posts:
+        if p.id not in made:
+            made[p.id] = Prompt(p.id, p.text, prompt_ids(tok, p.text, cfg.data.max_prompt_tokens))
+    return [made[p.id] for p in posts]
+
+
+def build_prompts(cfg: Config, model_dir: str, splits: tuple[str, ...]) -> list[Prompt]:
+    """Every post of `splits` once, in data order (no oversampling: see training_pool)."""
+    return prompts_of(cfg, model_dir, split_posts(cfg, splits))
 
 
 # Sampling seeds come from (run seed, step, prompt index). Training steps are numbered from 0, so the
@@ -79,14 +101,29 @@ def _held_out_before(driver: GRPODriver, held: list[Prompt], out_dir: Path, resu
     return before
 
 
+def _training_prompts(cfg: Config, policy: str) -> tuple[list[Prompt], PoolStats]:
+    pool = training_pool(cfg)
+    if not pool:
+        raise ConfigError("data: no training prompts for RL (check data.posts and data.split_fractions)")
+    stats = pool_stats(pool)
+    log.info(
+        "GRPO prompt pool: %d entries from %d training posts; %d crisis posts make %.2f of it "
+        "(rl.crisis_share=%.2f)",
+        stats.entries,
+        stats.posts,
+        stats.crisis_posts,
+        stats.crisis_share,
+        cfg.rl.crisis_share,
+    )
+    return prompts_of(cfg, policy, pool), stats
+
+
 def run_rl(
     cfg: Config, run_dir: Path, sft_model: Path, rm_model: Path, resume: bool = False
 ) -> dict[str, Any]:
     policy, rm = resolve_models(cfg, sft_model, rm_model)
-    train_prompts = build_prompts(cfg, policy, ("train",))
+    train_prompts, stats = _training_prompts(cfg, policy)
     held = build_prompts(cfg, policy, dataset.HELD_OUT)[: cfg.rl.eval_prompts]
-    if not train_prompts:
-        raise ConfigError("data: no training prompts for RL (check data.posts and data.split_fractions)")
     layout = RunLayout(run_dir)
     out_dir = layout.stage_dir("rl")
     t0 = time.perf_counter()
@@ -117,6 +154,7 @@ def run_rl(
         "format_valid_last": history[-1]["rollout/format_valid"] if history else None,
         "kl_last": history[-1].get("train/kl") if history else None,
         "mean_phase_seconds": timings,
+        "prompt_pool": {**dataclasses.asdict(stats), "crisis_share": round(stats.crisis_share, 4)},
         "rollout_workers": cfg.rl.rollout.num_workers,
         "rollout_engine": cfg.rl.rollout.engine,
         "learner_ranks": cfg.rl.learner.num_workers,

@@ -3,9 +3,13 @@
 `<run>/rl/checkpoints/step_<k>/` holds
   - the policy as a plain HF folder and `learner_state/` (DeepSpeed: weights, AdamW moments, the LR
     schedule and its step), written by the learner ranks, plus each rank's RNG states (`rng_rank<r>.pt`);
-  - `driver_state.json` (step counter, data cursor, counters, run seed) and `driver_rng.pt`.
-Rollout sampling needs no saved state: each request is seeded from (run seed, step, prompt index) and
-vLLM seeds its sample j with that seed + j, so the same weights draw the same tokens after a resume.
+  - `driver_state.json` (step counter, data cursor, counters, run seed) and `driver_rng.pt`;
+  - with rl.max_staleness >= 1, in `driver_state.json` too: the batches in flight ("inflight": step,
+    prompt indices and samples, each with the weight version it was generated with). They were drawn
+    with older weights than the checkpoint's, so they cannot be drawn again: the driver lets them finish
+    before saving, and a resumed run trains on exactly these (empathy_ray/rl/inflight.py).
+Rollout sampling needs no other saved state: each request is seeded from (run seed, step, prompt index)
+and vLLM seeds its sample j with that seed + j, so the same weights draw the same tokens after a resume.
 
 A checkpoint is filled in a temporary folder and renamed into place (domain.files.atomic_dir): a crash
 mid-write leaves the previous checkpoint, and only complete `step_<k>` folders are ever resumed from.

@@ -9,10 +9,34 @@ the GPU-less head that runs the driver.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from empathy_ray.modeling.generation import Engine, Sampling
 from empathy_ray.runtime.resources import Demand
+
+
+@dataclass(frozen=True)
+class Request:
+    """Texts to answer with one sampling setting, `n` answers each (seeded per text: answer j of a
+    text is drawn with seed + j)."""
+
+    texts: list[str]
+    sampling: Sampling
+    n: int = 1
+
+
+def sample_posts(
+    model_dir: str,
+    requests: list[Request],
+    max_prompt_tokens: int,
+    engine: Engine = "vllm",
+    seed: int = 0,
+    demand: Demand | None = None,
+) -> list[list[list[str]]]:
+    """For each request, for each of its texts, its n answers: one engine start serves every request,
+    in a task asking `demand` (default: one CPU)."""
+    return run_model_task(_sample_task, demand, model_dir, requests, max_prompt_tokens, engine, seed)
 
 
 def answer_posts(
@@ -24,11 +48,11 @@ def answer_posts(
     seed: int = 0,
     demand: Demand | None = None,
 ) -> list[str]:
-    """One answer text per post (in order), every post sampled with `seed`, in a task asking `demand`
-    (default: one CPU)."""
-    return run_model_task(
-        _answer_task, demand, model_dir, post_texts, max_prompt_tokens, sampling, engine, seed
+    """One answer text per post (in order), every post sampled with `seed`."""
+    (groups,) = sample_posts(
+        model_dir, [Request(post_texts, sampling)], max_prompt_tokens, engine, seed, demand
     )
+    return [group[0] for group in groups]
 
 
 def run_model_task(fn: Callable[..., Any], demand: Demand | None, *args: Any) -> Any:
@@ -49,15 +73,11 @@ def run_model_task(fn: Callable[..., Any], demand: Demand | None, *args: Any) ->
         raise
 
 
-def _answer_task(
-    model_dir: str,
-    post_texts: list[str],
-    max_prompt_tokens: int,
-    sampling: Sampling,
-    engine: Engine,
-    seed: int,
-) -> list[str]:
-    """Runs in the Ray worker: the model's own tokenizer builds the prompts, then one batched sample."""
+def _sample_task(
+    model_dir: str, requests: list[Request], max_prompt_tokens: int, engine: Engine, seed: int
+) -> list[list[list[str]]]:
+    """Runs in the Ray worker: the model's own tokenizer builds the prompts, then one batched sample
+    per request."""
     from transformers import AutoTokenizer
 
     from empathy_ray.modeling.chat import prompt_ids
@@ -66,7 +86,10 @@ def _answer_task(
 
     setup_process()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = [prompt_ids(tokenizer, t, max_prompt_tokens) for t in post_texts]
     generator = make_generator(model_dir, engine, seed=seed)
-    groups = generator.sample(prompts, sampling, n=1, seeds=[seed] * len(prompts))
-    return [group[0].text for group in groups]
+    out = []
+    for req in requests:
+        prompts = [prompt_ids(tokenizer, t, max_prompt_tokens) for t in req.texts]
+        groups = generator.sample(prompts, req.sampling, n=req.n, seeds=[seed] * len(prompts))
+        out.append([[c.text for c in group] for group in groups])
+    return out

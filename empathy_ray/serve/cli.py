@@ -52,13 +52,18 @@ def talk(base_url: str, api_key: str, model: str, max_tokens: int = 384) -> list
 
 
 def print_talk(exchanges: list[dict]) -> None:
+    """The check's two exchanges on the console (the process's own stdout is the run's driver.log)."""
     for ex in exchanges:
         s = ex["safety"]
-        print(
-            f"\n--- {ex['kind']} message (risk {s.get('risk_level')}, path {s.get('path')}, CoE valid {ex['coe_valid']})"
+        console.stage_line(
+            "serve",
+            f"{ex['kind']} message: risk {s.get('risk_level')}, path {s.get('path')}, CoE valid {ex['coe_valid']}",
         )
-        print(f"user : {ex['message']}")
-        print(f"reply: {ex['reply']}")
+        for label, text in (("user ", ex["message"]), ("reply", ex["reply"])):
+            lines = str(text).splitlines() or [""]
+            console.stage_line("serve", f"  {label}: {lines[0]}")
+            for more in lines[1:]:
+                console.stage_line("serve", f"         {more}")
 
 
 def resolve_model(cfg: Config) -> Path:
@@ -96,14 +101,13 @@ def serve_stage(cfg: Config, model_dir: Path, cluster_outlives_us: bool) -> dict
         result["running"] = False
         return result
     result["running"] = True
-    print(f"\nserving {cfg.serve.model_name} at {url}")
     if not cluster_outlives_us:
-        print("(local Ray: serving until Ctrl-C)")
+        console.stage_line("serve", f"serving {cfg.serve.model_name} at {url} until Ctrl-C (local Ray)")
         _wait_for_interrupt()
         serve.shutdown()
         result["running"] = False
     else:
-        print("the app stays up on the cluster; stop it with `serve shutdown -y`")
+        console.stage_line("serve", "the app stays up on the cluster; stop it with `serve shutdown -y`")
     return result
 
 

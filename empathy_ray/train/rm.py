@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from empathy_ray.config import Config
+from empathy_ray.config import Config, TrainerConfig
 from empathy_ray.data import dataset
 from empathy_ray.domain.files import weights_digest
 from empathy_ray.modeling.reward_model import load_reward_model, rm_input_ids, score
@@ -57,23 +57,54 @@ def rm_loss(r_chosen, r_rejected, margin: float = 0.0, contrastive_weight: float
     return loss
 
 
+def build_reward_model(base_model: str, tc: TrainerConfig, world: int):
+    """Tokenizer + the reward model that trains (gradient checkpointing and LoRA as `tc` says).
+
+    Under ZeRO-3 it is created partitioned, as SFT and the learner are: each rank loads only its shard.
+    The adapters and PEFT's trainable copy of the fresh scalar head are built inside too (PEFT gathers
+    the head to copy it), then every trainable tensor DeepSpeed has not partitioned is cast to the
+    model's dtype: ZeRO-3 keeps a partitioned model's dtypes as they are, and its partition buffer
+    holds one dtype (fp32 adapters beside a bf16 head fail its assertion)."""
+    from empathy_ray.train.engine import (
+        apply_lora,
+        created_partitioned,
+        enable_gradient_checkpointing,
+        model_dtype,
+    )
+
+    dtype = model_dtype(tc.bf16)  # rm.bf16: loaded, trained and exported in bfloat16
+    with created_partitioned(tc, world):
+        tokenizer, model = load_reward_model(base_model, dtype)
+        model = apply_lora(
+            enable_gradient_checkpointing(model, tc.gradient_checkpointing), tc.lora, "SEQ_CLS"
+        )
+    for p in model.parameters():
+        if p.requires_grad and not hasattr(p, "ds_id"):  # a shard's .data is empty: leave shards alone
+            p.data = p.data.to(dtype)
+    return tokenizer, model
+
+
+def export_skeleton(base_model: str, tc: TrainerConfig):
+    """The module the gathered weights are loaded into for export: built outside ZeRO-3's partitioned
+    creation, so it holds full tensors."""
+    from empathy_ray.train.engine import apply_lora, model_dtype
+
+    return apply_lora(load_reward_model(base_model, model_dtype(tc.bf16))[1], tc.lora, "SEQ_CLS")
+
+
 def _rm_loop(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     import torch
 
-    from empathy_ray.train.engine import apply_lora, enable_gradient_checkpointing, init_engine, model_dtype
+    from empathy_ray.train.engine import init_engine
 
     cfg: Config = config["cfg"]
     tc = cfg.rm
     ctx = WorkerContext()
     torch.manual_seed(cfg.run.seed)  # the scalar head is initialised at random
-    dtype = model_dtype(tc.bf16)  # rm.bf16: loaded, trained and exported in bfloat16
-    # Not created partitioned under ZeRO-3 (as SFT and the learner are): with LoRA, the fresh scalar
-    # head PEFT trains in full breaks DeepSpeed's one-dtype partition buffer when built under zero.Init.
-    tokenizer, model = load_reward_model(config["base_model"], dtype)
+    tokenizer, model = build_reward_model(config["base_model"], tc, ctx.world)
     train, held = _pairs(cfg, tokenizer)
     shard = batches.Shard(train, tc.micro_batch_size)
-    model = apply_lora(enable_gradient_checkpointing(model, tc.gradient_checkpointing), tc.lora, "SEQ_CLS")
     engine = init_engine(model, tc, loop.total_steps(shard, tc, ctx.world))
     pad = pad_id(tokenizer)  # the id the model pools past (Llama 3: EOS)
 
@@ -89,10 +120,7 @@ def _rm_loop(config: dict[str, Any]) -> None:
         ctx, engine, shard, tc, cfg.run.seed, step, lambda: _held_out(engine, held, pad, ctx), "RM"
     )
 
-    def skeleton():
-        return apply_lora(load_reward_model(config["base_model"], dtype)[1], tc.lora, "SEQ_CLS")
-
-    ctx.finish(engine, skeleton, tokenizer, history)
+    ctx.finish(engine, lambda: export_skeleton(config["base_model"], tc), tokenizer, history)
 
 
 def _scores(engine, batch: list, pad: int):
