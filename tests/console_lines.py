@@ -22,7 +22,7 @@ FORMATS = [
     _STAGE + r"cause: [\w.]+: .+",
     _STAGE + r"(last lines of|log:) /\S+\.log:?",
     _STAGE + r"  \| .*",
-    r"\[serve\] (ordinary|crisis) message: risk \w+, path \w+, CoE valid (True|False)",
+    r"\[serve\] (normal|crisis) message: risk \w+, path \w+, CoE valid (True|False|None)",
     r"\[serve\]   (user |reply): .*",
     r"\[serve\]          .*",
     r"\[serve\] (serving \S+ at http\S+ until Ctrl-C \(local Ray\)|the app stays up on the cluster; .+)",

@@ -25,7 +25,7 @@ CRISIS_MESSAGE = "这段时间我真的撑不下去了，觉得活着没意思�
 
 
 def talk(base_url: str, api_key: str, model: str, max_tokens: int = 384) -> list[dict]:
-    """Send one ordinary and one crisis message; return what came back (for printing and summaries)."""
+    """Send one normal and one crisis message; return what came back (for printing and summaries)."""
     from openai import OpenAI
 
     client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=300, max_retries=0)
