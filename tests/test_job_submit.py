@@ -101,8 +101,8 @@ def _small(tmp_path: Path, model_dir: Path, *extra: str) -> list[str]:
 
 
 def _job_console(ray_head, job_id: str) -> list[str]:
-    """The job's whole output, as `ray job logs` shows it, without the lines Ray's job manager adds
-    (a user sees those too, but Ray writes them)."""
+    """The job's whole output, as `ray job logs` shows it, without the lines Ray's job manager and
+    supervisor add (a user sees those too, but Ray writes them)."""
     ray_bin, url, env = ray_head
     proc = subprocess.run(
         [ray_bin, "job", "logs", job_id, "--address", url],
@@ -112,7 +112,10 @@ def _job_console(ray_head, job_id: str) -> list[str]:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    ray_own = re.compile(r"\d{4}-\d\d-\d\d [\d:,]+\s+\w+ \w+\.py:\d+ -- .*")
+    # the job manager's timestamped lines, and the supervisor's "Running entrypoint for job <id>: <cmd>"
+    ray_own = re.compile(
+        r"\d{4}-\d\d-\d\d [\d:,]+\s+\w+ \w+\.py:\d+ -- .*|Running entrypoint for job \S+: .*"
+    )
     return [ln for ln in proc.stdout.splitlines() if not ray_own.fullmatch(ln)]
 
 

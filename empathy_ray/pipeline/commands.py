@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,7 +51,18 @@ def _console(cfg: Config) -> Iterator[None]:
         try:
             yield
         finally:
+            _disconnect_ray()
             console.use(None)
+
+
+def _disconnect_ray() -> None:
+    """Leave Ray while the output still goes to the log: its log monitor keeps forwarding worker lines
+    (a placement-group cleaner's last words after a failed Ray Train job) until the process leaves,
+    and once the console is restored they would land on it. A joined cluster keeps running, and so
+    does a Serve app deployed on it."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def _stage_main(args, stage: str) -> int:
