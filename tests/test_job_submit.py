@@ -158,6 +158,7 @@ def test_a_killed_job_resubmitted_reuses_sft_rm_and_resumes_grpo(ray_head, tiny_
 def test_one_submission_runs_sft_rm_grpo_and_serves(ray_head, tiny_model_dir, tmp_path):
     port = _free_port()
     extra = ["rl.steps=2", "pipeline.serve=true", f"serve.port={port}", "serve.default_max_tokens=16"]
+    extra.append("serve.smoke_test=true")  # its two exchanges are console lines too
     job_id = f"er-{secrets.token_hex(4)}"
     proc = _submit(ray_head, _small(tmp_path, tiny_model_dir, *extra), "--submission-id", job_id)
     assert "succeeded" in proc.stdout
