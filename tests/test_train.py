@@ -24,7 +24,6 @@ from empathy_ray.runtime.tracking import read_metrics
 from empathy_ray.train.engine import export_hf, full_state_dict, init_engine
 from empathy_ray.train.rm import build_reward_model, export_skeleton, rm_loss
 from tests.helpers import short_run_overrides
-from tests.test_learner import process_group  # noqa: F401 (the session's one-rank process group)
 
 PAIRS = [  # (post, chosen, rejected)
     (
@@ -113,14 +112,32 @@ def test_sft_zero3_lora_and_rm_lora_in_bf16(ray_cluster, tiny_model_dir, tmp_pat
     assert reward.config.num_labels == 1 and {p.dtype for p in reward.parameters()} == {torch.bfloat16}
 
 
-def test_zero3_reward_model_is_created_partitioned(process_group, tiny_model_dir, tmp_path):  # noqa: F811
+def test_zero3_reward_model_is_created_partitioned(tiny_model_dir, tmp_path):
     """What `rm.zero_stage=3` with LoRA in bf16 builds on each rank: the base is born in shards (no rank
     holds it whole), the adapters and the fresh head's trainable copy share one dtype (DeepSpeed's
     partition buffer takes one), training widens the margin, and the gathered export scores as the
-    engine does."""
-    if not dist.is_initialized():
-        addr, port = process_group
-        dist.init_process_group("gloo", init_method=f"tcp://{addr}:{port}", rank=0, world_size=1)
+    engine does. In a process of its own: DeepSpeed keeps the first process group it saw, and the
+    suite's in-process learners make and drop theirs."""
+    import os
+    import subprocess
+    import sys
+
+    from empathy_ray.runtime.placement import free_port
+
+    port = free_port()
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    env["MASTER_PORT"] = str(port)
+    code = f"from tests.test_train import zero3_rm_check; zero3_rm_check({str(tiny_model_dir)!r}, {str(tmp_path)!r}, {port})"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def zero3_rm_check(model_dir: str, out_dir: str, port: int) -> None:
+    """The body of the test above, run in a fresh process."""
+    from pathlib import Path
+
+    tiny_model_dir, tmp_path = Path(model_dir), Path(out_dir)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     tc = load_config(None, ["rm.zero_stage=3", "rm.lora.enabled=true", "rm.bf16=true", "rm.lr=1e-2"]).rm
     torch.manual_seed(0)
     tok, model = build_reward_model(str(tiny_model_dir), tc, world=1)
