@@ -115,3 +115,21 @@ def run_cluster_script(script: str, out_dir: Path, *args: str, timeout: int = 90
     result_file = out_dir / "result.json"
     assert proc.returncode == 0 and result_file.exists(), proc.stdout[-3000:] + proc.stderr[-5000:]
     return json.loads(result_file.read_text())
+
+
+def kill_after_step_3(args: list[str], steps_file: Path) -> None:
+    """Run `tests.killable_run` with `args` and SIGKILL it once `steps_file` holds three steps."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "tests.killable_run", *args], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 600
+        while not (steps_file.exists() and steps_file.read_text().count("\n") >= 3):
+            assert proc.poll() is None, f"the run to kill ended by itself (exit code {proc.returncode})"
+            assert time.monotonic() < deadline, "the run to kill did not finish step 3 within 10 minutes"
+            time.sleep(0.2)
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait()

@@ -7,15 +7,12 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import subprocess
-import sys
-import time
 
 import pytest
 
 from empathy_ray.runtime import checkpoint
 from empathy_ray.runtime.tracking import read_metrics
-from tests.helpers import LENGTH_RULE, REPO, short_rl_config, started_driver
+from tests.helpers import LENGTH_RULE, kill_after_step_3, short_rl_config, started_driver
 
 pytestmark = pytest.mark.slow
 
@@ -89,19 +86,6 @@ def test_k1_learns_the_rule_reward_through_a_rollout_worker_kill(trained_run, ti
     assert [r["rollout/staleness_1"] for r in rows[1:5]] == [16] * 4, "steps 2-5 trained one version behind"
 
 
-def _kill_after_step_3(args: list[str], steps_file) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.killable_run", *args], cwd=REPO)
-    try:
-        deadline = time.monotonic() + 600
-        while not (steps_file.exists() and steps_file.read_text().count("\n") >= 3):
-            assert proc.poll() is None, f"the run to kill ended by itself (exit code {proc.returncode})"
-            assert time.monotonic() < deadline, "the run to kill did not finish step 3 within 10 minutes"
-            time.sleep(0.2)
-    finally:
-        proc.kill()  # SIGKILL: no clean-up of any kind
-        proc.wait()
-
-
 COMPARED = ("reward/", "train/", "rollout/", "counters/")
 
 
@@ -131,7 +115,7 @@ def test_k2_killed_driver_resumes_with_the_samples_in_flight(trained_run, tiny_m
     cfg = short_rl_config(tmp_path, tiny_model_dir, sft, *overrides)
     rl_dir, steps_file = cfg.run.dir / "rl", cfg.run.dir / "steps.jsonl"
     address = ray.get_runtime_context().gcs_address
-    _kill_after_step_3([address, sft, str(tmp_path), str(tiny_model_dir), *overrides], steps_file)
+    kill_after_step_3([address, sft, str(tmp_path), str(tiny_model_dir), *overrides], steps_file)
     killed_rows = [json.loads(line) for line in steps_file.read_text().splitlines()]
     assert [row["versions"] for row in killed_rows[:3]] == [[0] * 16] * 3, "steps 1-3: batches of version 0"
     killed, killed_metrics = killed_rows[2], read_metrics(rl_dir / "metrics.jsonl")[2]

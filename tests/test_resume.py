@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ import torch
 from empathy_ray.config import ConfigError
 from empathy_ray.runtime import checkpoint
 from empathy_ray.runtime.tracking import read_metrics
-from tests.helpers import REPO
+from tests.helpers import kill_after_step_3
 
 
 def _draws() -> tuple:
@@ -112,16 +109,7 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     rl_dir, steps_file = cfg.run.dir / "rl", cfg.run.dir / "steps.jsonl"
     address = ray.get_runtime_context().gcs_address
     args = [address, sft, str(tmp_path), str(tiny_model_dir), *overrides]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.killable_run", *args], cwd=REPO)
-    try:
-        deadline = time.monotonic() + 600
-        while not (steps_file.exists() and steps_file.read_text().count("\n") >= 3):
-            assert proc.poll() is None, f"the run to kill ended by itself (exit code {proc.returncode})"
-            assert time.monotonic() < deadline, "the run to kill did not finish step 3 within 10 minutes"
-            time.sleep(0.2)
-    finally:
-        proc.kill()  # SIGKILL: no clean-up of any kind
-        proc.wait()
+    kill_after_step_3(args, steps_file)
     killed = [json.loads(line) for line in steps_file.read_text().splitlines()][2]
     killed_row = read_metrics(rl_dir / "metrics.jsonl")[2]
     assert killed["step"] == killed_row["step"] == 3
