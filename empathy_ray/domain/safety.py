@@ -14,6 +14,8 @@ Risk rule (the only thing callers need to know):
   * "none" - nothing matched, or every match was negated (我从来没想过自杀), an idiom (笑死我了, 死机,
     跳楼价), or a report about strangers, media or fiction (新闻里有人跳楼, 电视剧里女主跳楼了).
 The server takes the safety path for any level other than "none".
+When every rule is silent, a learned second opinion (safety_classifier.py, logistic regression on
+character n-grams trained on the tuning sets) may still raise the verdict to "low"; it never lowers one.
 
 Where the parts live: safety_text.py normalises (OpenCC traditional->simplified, disguised pinyin and
 Latin spellings, English and Cantonese glossed into Chinese concepts), safety_lexicon.py holds the word
@@ -41,9 +43,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from empathy_ray.domain import safety_acts as acts
+from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain import safety_concepts as concepts
 from empathy_ray.domain import safety_lexicon as lex
 from empathy_ray.domain import safety_signals as signals
+from empathy_ray.domain.safety_text import Normalised
 from empathy_ray.domain.safety_text import normalise as _normalise
 
 RiskLevel = Literal["none", "low", "high"]
@@ -173,14 +177,33 @@ def _merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def assess(text: str) -> SafetyAssessment:
-    """Assess suicide/self-harm risk in one user message (see the module docstring for the rule)."""
+def canonical_text(text: str) -> str:
+    """The text as every rule (and the learned second opinion) reads it: normalised, idioms masked."""
+    return _mask_idioms(_normalise(text).text)
+
+
+def _learned_verdict(text: str, norm: Normalised, masked: str) -> SafetyAssessment:
+    """The classifier's opinion when no rule fired: "low" quoting the sentence it finds most risky."""
+    model = classifier.shipped_model()
+    if not model.is_risky(masked):
+        return SafetyAssessment("none")
+    bounds = [0, *(i for m in lex.SENTENCE_BREAK.finditer(masked) for i in (m.start(), m.end())), len(masked)]
+    sentences = [(a, b) for a, b in zip(bounds[::2], bounds[1::2], strict=True) if masked[a:b].strip("□ ")]
+    a, b = max(
+        sentences, key=lambda span: model.probability(masked[span[0] : span[1]]), default=(0, len(masked))
+    )
+    return SafetyAssessment("low", (norm.quote(text, a, b),), (lex.IDEATION,))
+
+
+def assess(text: str, *, learned: bool = classifier.ENABLED) -> SafetyAssessment:
+    """Assess suicide/self-harm risk in one user message (see the module docstring for the rule).
+    `learned=False` gives the rules alone (for measuring them; the guard always uses both)."""
     norm = _normalise(text)
     masked = _mask_idioms(norm.text)
     own, others = _find_hits(masked)
     hits = own + _timing_hits(masked, own) + others
     if not hits:
-        return SafetyAssessment("none")
+        return _learned_verdict(text, norm, masked) if learned and masked else SafetyAssessment("none")
     level: RiskLevel = "high" if any(hit.severity == "high" for hit in hits) else "low"
     found_categories = {category for hit in hits for category in hit.categories}
     evidence: list[str] = []
