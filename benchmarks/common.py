@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,17 @@ def run_json(cmd: list[str], out: Path, timeout_s: float, env: dict[str, str] | 
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-def grpo_steps(cfg, model: Path, steps: int, always_reference: bool = True) -> dict[str, Any]:
-    """`steps` GRPO steps of the real driver and roles on a local Ray: role start-up time and metrics."""
+def grpo_steps(
+    cfg,
+    model: Path,
+    steps: int,
+    always_reference: bool = True,
+    env: dict[str, str] | None = None,
+    prepare: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """`steps` GRPO steps of the real driver and roles on a local Ray: role start-up time, metrics, and
+    the wall seconds of every step after the first (a warm-up). `env` goes to every Ray worker;
+    `prepare(roles)` runs once the roles are up (e.g. to pin processes to cores)."""
     import ray
 
     from empathy_ray.actors.roles import Roles
@@ -140,19 +150,27 @@ def grpo_steps(cfg, model: Path, steps: int, always_reference: bool = True) -> d
     from empathy_ray.runtime.process import worker_env
 
     tmp = tempfile.mkdtemp(prefix="er-bench-ray-", dir="/tmp")  # short: Ray's socket paths are limited
-    ray.init(num_cpus=8, _temp_dir=tmp, include_dashboard=False, runtime_env={"env_vars": worker_env()})
+    runtime_env = {"env_vars": {**worker_env(), **(env or {})}}
+    ray.init(num_cpus=8, _temp_dir=tmp, include_dashboard=False, runtime_env=runtime_env)
     try:
         t0 = time.perf_counter()
         roles = Roles.create(cfg, str(model), None)
         start_s = time.perf_counter() - t0
         roles.always_reference = always_reference
+        if prepare is not None:
+            prepare(roles)
         driver = GRPODriver(cfg, cfg.run.dir / "rl", build_prompts(cfg, str(model), ("train",)), roles)
         try:
-            history = [driver.run_step() for _ in range(steps)]
+            history = [driver.run_step()]
+            t0 = time.perf_counter()
+            history += [driver.run_step() for _ in range(steps - 1)]
+            measured_s = time.perf_counter() - t0
+            if driver.ahead is not None:  # rollouts still in flight (rl.max_staleness >= 1)
+                driver.ahead.drain()
         finally:
             driver.writer.close()
             roles.shutdown()
     finally:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"start_s": start_s, "history": history}
+    return {"start_s": start_s, "history": history, "measured_s": measured_s}

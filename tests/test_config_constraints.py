@@ -24,6 +24,7 @@ CONTEXT: dict[str, list[str]] = {
     "rl.prompts_per_step=1": ["rl.learner.micro_batch_size=2"],
     "serve.max_tokens_limit=1": ["serve.default_max_tokens=1"],
     "rl.sync=nccl": ["rl.learner.num_gpus=1"],
+    "rl.sync_lora=adapter": ["rl.learner.lora.enabled=true"],
     "eval.judge=endpoint": ["eval.judge_url=http://127.0.0.1:9/v1"],
 }
 

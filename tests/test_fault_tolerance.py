@@ -1,5 +1,6 @@
 """Faults inside a GRPO step, with the real roles: a reward actor killed mid-call, a reward call that
-keeps timing out, and a reward model that scores NaN. (A killed rollout worker: tests/test_rl.py.)"""
+keeps timing out, and a reward model that scores NaN. (A killed rollout worker and a killed reference
+actor: tests/test_rl.py.)"""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 
 from empathy_ray.actors.group import Pending
 from empathy_ray.actors.reward import RewardScorer, RewardTimeoutError
+from empathy_ray.config import ConfigError, load_config
 from empathy_ray.rl.driver import checked_advantages
 from empathy_ray.runtime.tracking import read_metrics
 from tests.helpers import capture_rollouts, short_rl_config, started_driver
@@ -162,3 +164,15 @@ def test_checked_advantages_names_what_is_not_finite():
     assert bad == "rewards [1e+39, 0.0, 0.0, 0.0]"
     _, bad = checked_advantages(f64([3e38, 3e38, 0.0, 0.0]), "grpo", 4)  # the group sum overflows
     assert bad == "advantages [nan, nan, nan, nan]"
+
+
+def test_the_reference_call_has_its_own_timeout_and_retries():
+    """rl.reference.timeout_s and rl.reference.retries bound the reference call (Roles.ref_logprobs) as
+    rl.reward's bound the reward call; bad values fail when the config loads, naming the key."""
+    cfg = load_config(None, ["rl.reference.timeout_s=30", "rl.reference.retries=0"])
+    assert (cfg.rl.reference.timeout_s, cfg.rl.reference.retries) == (30.0, 0)
+    assert (cfg.rl.reward.timeout_s, cfg.rl.reward.retries) == (300.0, 2), "the reward's keys are its own"
+    with pytest.raises(ConfigError, match="rl.reference.timeout_s"):
+        load_config(None, ["rl.reference.timeout_s=0"])
+    with pytest.raises(ConfigError, match="rl.reference.retries"):
+        load_config(None, ["rl.reference.retries=-1"])

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from empathy_ray.modeling.chat import prompt_ids, sft_example
 from empathy_ray.modeling.generation import Sampling, Vocabulary
@@ -232,6 +232,15 @@ def test_rollouts_take_stop_ids_from_the_checkpoint_and_sampling_from_the_config
 # -- the whole pipeline on each fixture (one run per fixture, shared) -------------------------------
 
 
+def _adapter_bytes(model_dir: Path, r: int = 8) -> int:
+    """fp32 bytes of a rank-r LoRA on every attention and MLP projection (rl.learner.lora's defaults)."""
+    c = AutoConfig.from_pretrained(model_dir)
+    h, d = c.hidden_size, getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    q, kv = c.num_attention_heads * d, c.num_key_value_heads * d
+    per_layer = 2 * (h + q) + 2 * (h + kv) + 3 * (h + c.intermediate_size)  # q, o; k, v; gate, up, down
+    return 4 * r * per_layer * c.num_hidden_layers
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -319,7 +328,7 @@ def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models,
     summary, run_dir, _ = request.getfixturevalue(f"{kind}_run")
     src, qwen = hub_models[kind], kind == "qwen"
     assert summary["run"]["ran"] == ["sft", "rm", "rl", "eval", *(["serve"] if qwen else [])]
-    # LoRA SFT and RM on Qwen, full on Llama; a LoRA GRPO learner on both (merged at every sync)
+    # LoRA SFT and RM on Qwen, full on Llama; a LoRA GRPO learner on both (its adapter alone at every sync)
     assert summary["sft"]["lora"] is qwen and summary["rm"]["lora"] is qwen
     assert summary["sft"]["eval_prompts"] == 2 and summary["rm"]["eval_pairs"] > 0
     assert (
@@ -331,6 +340,7 @@ def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models,
     rows = [json.loads(x) for x in (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["rollout/samples"] == 4 for r in rows)
     assert all(r["rollout/response_len_mean"] > 0 and r["train/grad_norm"] > 0 for r in rows)
+    assert all(r["sync/bytes"] == _adapter_bytes(src) for r in rows), [r["sync/bytes"] for r in rows]
     # every export (SFT, RL policy, RM) is the source checkpoint bar the weights: bf16, same files
     for stage in ("sft", "rl", "rm"):
         out = run_dir / stage / "model"

@@ -70,14 +70,15 @@ def test_more_grpo_steps_continue_the_finished_run_and_fewer_restart(tmp_path, s
 
 def test_a_failed_stage_resumes_only_when_it_has_checkpoints(tmp_path):
     _finished(tmp_path, {"rm": "failed", "rl": "failed"})
-    assert _decisions(tmp_path)[:3] == ["skip", "run", "resume"]
+    assert _decisions(tmp_path)[:3] == ["skip", "resume", "resume"]  # RM and GRPO keep checkpoints
+    assert not STAGES["eval"].resumable and STAGES["rm"].resumable
 
 
 def test_a_missing_output_reruns_the_stage_or_rebuilds_it_from_checkpoints(tmp_path):
     run = _finished(tmp_path)
     (run.layout.sft_model / "config.json").unlink()
     (run.layout.rl_model / "config.json").unlink()
-    assert _decisions(tmp_path)[:3] == ["run", "skip", "resume"]
+    assert _decisions(tmp_path)[:3] == ["resume", "skip", "resume"]  # SFT too: from its last checkpoint
 
 
 def test_force_runs_everything_and_resume_continues_grpo_whatever_changed(tmp_path):

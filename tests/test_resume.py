@@ -1,5 +1,6 @@
 """Exact resume: checkpoint contents (RNG states, metrics rows, complete folders only) and a GRPO driver
-killed after step k whose resume repeats step k+1 exactly as the killed run had computed it."""
+killed after step k whose resume repeats step k+1 exactly as the killed run had computed it; then a
+learner rank killed mid-run, and the same driver rebuilding its learner group from the last checkpoint."""
 
 from __future__ import annotations
 
@@ -77,18 +78,37 @@ def _max_diff(a: dict, b: dict) -> tuple[float, str, int]:
     return worst, name, len(keys)
 
 
-def _every_view_holds_each_step_once(run: Path, rl_dir: Path) -> None:
-    """Step 3 ran twice; every view of the run holds it once: the killed run's row never reached W&B or
+def _every_view_holds_each_step_once(run: Path, rl_dir: Path, steps: list[int]) -> None:
+    """Steps 3 and 5 ran twice; every view of the run holds them once: the first rows never reached W&B or
     MLflow, which wait for a step's checkpoint, and TensorBoard's copy was rolled back with metrics.jsonl."""
     from tests.tracker_reads import mlflow_steps, tensorboard_steps, wandb_steps
 
-    assert [r["step"] for r in read_metrics(rl_dir / "metrics.jsonl")] == [1, 2, 3]
-    assert tensorboard_steps(rl_dir / "tb", "reward/total_mean") == [1, 2, 3]
-    assert mlflow_steps(run, "rl", "reward/total_mean") == [1, 2, 3]
+    assert [r["step"] for r in read_metrics(rl_dir / "metrics.jsonl")] == steps
+    assert tensorboard_steps(rl_dir / "tb", "reward/total_mean") == steps
+    assert mlflow_steps(run, "rl", "reward/total_mean") == steps
     # W&B's service process is killed with the driver and drops the rows it had not yet written to its
     # file (runtime/trackers.py): earlier steps may be missing, none is there twice
     in_wandb = wandb_steps(run, "reward/total_mean")
-    assert len(in_wandb) == len(set(in_wandb)) and in_wandb[-1] == 3, in_wandb
+    assert len(in_wandb) == len(set(in_wandb)) and in_wandb[-1] == steps[-1], in_wandb
+
+
+def _kill_learner_rank_in_step(driver, step: int) -> dict:
+    """Once step `step`'s rollout is back, Ray kills learner rank 1's process (never restarted): the
+    update that follows finds it dead. Returns the metric rows written before the kill (filled then)."""
+    import ray
+
+    before: dict = {}
+    rollout = driver.rollout
+
+    def killing(batch, at=None):
+        samples = rollout(batch, at)
+        if driver.step + 1 == step and not before:
+            before["rows"] = read_metrics(driver.dir / "metrics.jsonl")
+            ray.kill(driver.roles.learners.group.actors[1], no_restart=True)
+        return samples
+
+    driver.rollout = killing
+    return before
 
 
 @pytest.mark.slow
@@ -96,7 +116,10 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     """A driver process (tests/killable_run.py) runs over 8 prompts (B=4: step 3 opens epoch 1) with a
     checkpoint every 2 steps and is killed with SIGKILL in step 4, after logging step 3. A fresh driver
     with fresh roles resumes in the same run folder from step_2 and runs step 3 again: the same sampled
-    tokens and log-probs, rewards, loss, KL, LR, grad norm and weights as the killed run's step 3."""
+    tokens and log-probs, rewards, loss, KL, LR, grad norm and weights as the killed run's step 3.
+    The same driver then runs on to step 6 and loses learner rank 1 in step 6, after step 5 was logged
+    and step 4 checkpointed: it rebuilds the learner group from step_4 (counted once), runs steps 5 and 6
+    again with step 5's numbers unchanged, and every view of the run holds each step once."""
     import ray
 
     from tests.helpers import LENGTH_RULE, capture_rollouts, short_rl_config, started_driver
@@ -122,10 +145,12 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
         assert (driver.cursor.epoch, driver.cursor.position) == (1, 0), "step 2 ended epoch 0"
         rows = driver.train(3)
         weights = roles.learners.weights_checksums()
+        ((_, samples),) = seen
+        killed_learner = _kill_learner_rank_in_step(driver, 6)
+        later = driver.train(6)
         driver.writer.close()
 
     assert len(rows) == 1, "the resumed run ran exactly step 3 (not zero steps at the epoch boundary)"
-    ((_, samples),) = seen
     assert [s.uid for s in samples] == killed["uids"] and len(samples) == 16
     same_tokens = [s.response_ids for s in samples] == killed["response_ids"]
     lp_diff = math.nan  # logprobs of the same tokens only
@@ -142,7 +167,18 @@ def test_a_killed_driver_resumes_with_the_step_it_lost_exactly(trained_run, tiny
     assert same_tokens
     assert lp_diff <= 1e-6
     assert diff <= 1e-6, f"{key}: {killed_row[key]} vs {rows[0][key]}"
-    _every_view_holds_each_step_once(cfg.run.dir, rl_dir)
     assert weights == killed["weights"], "the same update (optimizer state and LR schedule restored)"
-    after = read_metrics(rl_dir / "metrics.jsonl")
-    assert [r["step"] for r in after] == [1, 2, 3], "the killed run's step-3 row was replaced, not repeated"
+
+    # the lost learner rank: step 5 was logged before the kill, its row dropped with the rollback to step 4
+    assert [r["step"] for r in killed_learner["rows"]] == [1, 2, 3, 4, 5]
+    assert len(later) == 3 and [r.get("counters/learner_rebuilt", 0) for r in later] == [0, 1, 1]
+    assert checkpoint.latest(rl_dir / "checkpoints") == rl_dir / "checkpoints" / "step_000006"
+    first, again = killed_learner["rows"][4], later[1]
+    keys = [k for k in first if k.startswith(("reward/", "train/"))]
+    worst = max(abs(float(first[k]) - float(again[k])) for k in keys)
+    print(
+        f"step 5 before the learner rank died vs after the rebuild: max diff {worst:.3g} "
+        f"over {len(keys)} metrics"
+    )
+    assert keys and worst <= 1e-6, "the rebuilt group restored step 4's weights, optimizer and LR exactly"
+    _every_view_holds_each_step_once(cfg.run.dir, rl_dir, [1, 2, 3, 4, 5, 6])

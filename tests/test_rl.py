@@ -1,5 +1,5 @@
 """Distributed GRPO end to end: real vLLM rollout workers, reward and reference actors, a 2-rank
-DeepSpeed learner group and object-store weight sync, on the session's local Ray cluster.
+DeepSpeed learner group and weight sync (object store or gloo), on the session's local Ray cluster.
 """
 
 from __future__ import annotations
@@ -158,17 +158,78 @@ def test_checkpoint_and_resume_continue_the_run(trained_run, tiny_model_dir, tmp
     ]
 
 
-def test_a_rollout_worker_killed_mid_step_is_replaced(trained_run, tiny_model_dir, tmp_path):
-    """Ray restarts the worker; its chunk is re-dispatched; the step still has B*G unique samples, the
-    very ones an undisturbed rollout draws (sampling seeds do not depend on the worker)."""
+def _kill_the_reference_mid_call(roles) -> list[list[list[float]]]:
+    """From now on the reference actor is killed (restart allowed) while the step's call waits on it;
+    the log-probs each call finally returned are collected in the list returned."""
+    import threading
+
+    import ray
+
+    from empathy_ray.actors.group import Pending
+
+    reference, ref_logprobs, returned = roles.reference.actors[0], roles.ref_logprobs, []
+
+    def during_a_kill(items):
+        # a long call queued ahead of the step's keeps the actor busy for seconds, so the kill lands
+        # while the step's own call waits on the actor, whatever the machine's load
+        reference.logprobs.remote(items * 200)
+        killer = threading.Timer(1.0, lambda: ray.kill(reference, no_restart=False))
+        killer.start()
+        pending = ref_logprobs(items)
+
+        def wait():
+            try:
+                returned.append(pending.result())
+                return returned[-1]
+            finally:
+                killer.join()
+
+        return Pending(wait)
+
+    roles.ref_logprobs = during_a_kill
+    return returned
+
+
+def test_a_rollout_worker_and_the_reference_killed_mid_step_are_replaced(
+    trained_run, tiny_model_dir, tmp_path
+):
+    """rl.sync=gloo (the collective path of NCCL sync). Step 1: the reference actor is killed mid-call;
+    Ray restarts it and the call is retried, its log-probs right (KL 0 against the starting policy).
+    Then rollout worker 0 is killed mid-rollout: Ray restarts it with its starting weights, a new
+    generation of the broadcast group admits it and it gets version 1 again (checksums equal the
+    learner's); its chunk is re-dispatched, so the step still has B*G unique samples, the very ones an
+    undisturbed rollout draws; the next publish reaches every worker through the new group."""
     import threading
 
     import ray
 
     _, _, run_dir = trained_run
     sft = str(run_dir / "sft" / "model")
-    cfg = short_rl_config(tmp_path, tiny_model_dir, sft, "rl.rollout.max_new_tokens=256", *LENGTH_RULE)
+    cfg = short_rl_config(
+        tmp_path,
+        tiny_model_dir,
+        sft,
+        "rl.rollout.max_new_tokens=256",
+        "rl.sync=gloo",
+        "rl.reference.retries=1",
+        *LENGTH_RULE,
+    )
+
+    def checksums_agree() -> bool:
+        want = checksum(ray.get(roles.learners.gather_weights().result()).items())
+        return all(checksums_match(g, want) for g in ray.get(roles.rollout.call_all("weights_checksum")))
+
     with started_driver(cfg, sft) as (roles, driver):
+        returned = _kill_the_reference_mid_call(roles)
+        metrics = driver.run_step()
+        print(
+            f"reference retries {metrics['counters/reference_retries']}, KL at step 1 {metrics['train/kl']:.2e}"
+        )
+        assert metrics["counters/reference_retries"] == 1 and len(returned) == 1
+        assert metrics["rollout/samples"] == 16 and len(returned[0]) == 16
+        assert abs(metrics["train/kl"]) < 1e-5, "the retried reference call scored with the starting policy"
+        assert roles.weights.version == 1 and checksums_agree()
+
         # kill worker 0 while its first chunk (4 x 256 tokens) is being generated
         killer = threading.Timer(0.3, lambda: ray.kill(roles.rollout.actors[0], no_restart=False))
         killer.start()
@@ -177,5 +238,10 @@ def test_a_rollout_worker_killed_mid_step_is_replaced(trained_run, tiny_model_di
         assert roles.counters["rollout_redispatched"] >= 1, "the kill landed after the chunk finished"
         assert len(samples) == 16 and len({s.uid for s in samples}) == 16
         assert sorted({s.prompt_index for s in samples}) == [0, 1, 2, 3]
+        assert {s.weight_version for s in samples} == {1}
+        assert ray.get(roles.rollout.call_all("get_weight_version")) == [1, 1]
+        assert checksums_agree(), "the re-admitted worker holds the learner's weights"
         again = driver.rollout(driver.prompts[:4])  # no fault this time, same weights and step
         assert [(s.uid, s.response_ids) for s in again] == [(s.uid, s.response_ids) for s in samples]
+        assert roles.sync(2).result()["sync/bytes"] > 0, "a publish through the new group"
+        assert ray.get(roles.rollout.call_all("get_weight_version")) == [2, 2] and checksums_agree()

@@ -10,7 +10,9 @@ An `ActorGroup` runs N actors of a plain class (the class itself knows nothing o
 - readiness: `wait_ready` returns once every actor finished `__init__`, and fails with its error;
 - fan-out: the same call to every actor (`call_all`), one argument tuple each (`call_each`), one
   share of a list each (`call_shares`), one actor (`call_one`), or a queue of calls balanced over
-  the actors and re-sent when an actor dies (`balanced`).
+  the actors and re-sent when an actor dies (`balanced`);
+- retries: a call to a role of one (reward, reference) bounded in time and re-sent after a timeout or
+  a death (`call_with_retries`), once the restarted actor is back (`await_restart`).
 
 Calls return at once; what they give back is waited for with `ray.get` or a `Pending`.
 Reward and reference are groups of one, the rollout workers a group of N, the learner ranks a
@@ -22,13 +24,13 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -194,3 +196,75 @@ def wait_ready(groups: Sequence[ActorGroup], timeout_s: float) -> None:
         except Exception as e:
             tag_role(e, role)  # the console names the role and shows its log
             raise
+
+
+def await_restart(actor: ActorHandle, timeout_s: float) -> None:
+    """Wait (at most `timeout_s`) until an actor that died is back. Ray restarts it in the background,
+    and calls made meanwhile fail at once with ActorUnavailableError: without this wait a retry would
+    fail within a second. `__ray_ready__` is the probe (it answers once `__init__` has run); any other
+    error (an actor dead for good, a timeout) is left to the caller's next call, which raises it."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=left)
+            return
+        except ActorUnavailableError:
+            time.sleep(min(0.5, max(left, 0.0)))
+        except (GetTimeoutError, RayActorError):
+            return
+
+
+def call_with_retries(
+    actor: ActorHandle,
+    method: str,
+    args: tuple,
+    *,
+    timeout_s: float,
+    retries: int,
+    what: str,
+    section: str,
+    error: type[Exception],
+    counters: Counter | None = None,
+    logger: logging.Logger = log,
+) -> Pending[Any]:
+    """`actor.<method>(*args)`, submitted now. The result waits at most `timeout_s` per attempt and
+    makes up to `retries` more attempts after a timeout or an actor death (each logged, and counted in
+    `counters["<role>_retries"]`, the role being `section`'s last part), then raises `error` naming
+    the `section`'s timeout_s and retries keys. Errors raised by the method itself (a bad input) are
+    not retried: they would fail again.
+
+    A timed-out call is cancelled so it does not run later on top of the retry; one already running on
+    a single-threaded actor cannot be interrupted, so a hung actor ends in the error, by design.
+    """
+    call = getattr(actor, method)
+    first = call.remote(*args)
+    counter = f"{section.rsplit('.', 1)[-1]}_retries"
+
+    def wait() -> Any:
+        ref, attempts = first, retries + 1
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                ref = call.remote(*args)
+            try:
+                return ray.get(ref, timeout=timeout_s)
+            except (GetTimeoutError, RayActorError) as e:
+                last: Exception = e
+                if isinstance(e, GetTimeoutError):
+                    ray.cancel(ref)
+                if attempt == attempts:
+                    break
+                if counters is not None:
+                    counters[counter] += 1
+                died = isinstance(e, RayActorError)
+                reason = f"actor died: {type(e).__name__}" if died else "timed out"
+                logger.warning("%s failed on attempt %d/%d (%s); retrying", what, attempt, attempts, reason)
+                if died:
+                    await_restart(actor, timeout_s)
+        detail = " ".join(str(last).split())[:200]
+        raise error(
+            f"no answer to the {what} after {attempts} attempts of at most {timeout_s:g} s each (last error: "
+            f"{type(last).__name__}: {detail}); raise {section}.timeout_s or {section}.retries, or look for "
+            "the cause in the actor's log"
+        ) from last
+
+    return Pending(wait)

@@ -1,8 +1,7 @@
 """The learner role of GRPO: a DeepSpeed engine over M ranks that turns scored samples into updates.
 
-`LearnerRank` is one rank, a plain class (world 1 in a plain process for tests). `LearnerGroup` runs
-M of them as Ray actors in one `ActorGroup` and fans every call out to all ranks: under ZeRO-3
-every forward, weight gather and checkpoint is a collective, so no rank may sit one out.
+`LearnerRank` is one rank, a plain class (world 1 in a plain process for tests); `LearnerGroup` runs M
+as Ray actors and fans every call out to all ranks (under ZeRO-3 every forward and gather is collective).
 
 One `train_step` is one optimizer step per inner epoch: every rank's share of the B*G samples is split
 into micro-batches (`rl.learner.micro_batch_size` rows, or `max_tokens_per_micro_batch` padded tokens)
@@ -14,8 +13,7 @@ mean, `seq_sum_norm` divides by the step's N * max_new_tokens), however it is sp
 the same number of micro-batches (the longest plan; the others add empty ones), as ZeRO-3's
 lock-step gathers need, and the accumulation boundary is set by hand at the last one.
 
-Log-probs come from logits divided by the sampling temperature (`rl.rollout.temperature`), as the
-reference actor and the rollout engines have them; top-p truncation is not applied (README: the gap).
+Log-probs: logits over `rl.rollout.temperature`, as reference and rollouts have them; no top-p (README).
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from empathy_ray.actors.adapter_sync import gather_adapter
 from empathy_ray.actors.learner_stats import StepStats
 from empathy_ray.actors.weight_sync import Broadcaster, SyncStats
 from empathy_ray.algo.importance import padded_rows, tis_weights
@@ -338,6 +337,10 @@ class LearnerRank:
             return state
         return merged_state(self.engine.module, state)
 
+    def tensors_for_sync(self) -> dict[str, torch.Tensor] | None:
+        """What the object-store sync ships: the LoRA adapter alone if rl.sync_lora says so, else all."""
+        return gather_adapter(self.engine) if self.cfg.adapter_sync else self.weights_for_sync()
+
     @torch.no_grad()
     def weights_checksum(self) -> float:
         """A float64 fingerprint of the parameters this rank holds (its own shard under ZeRO-3)."""
@@ -354,22 +357,22 @@ class LearnerRank:
         if self.rank == 0:
             self._broadcaster = Broadcaster(workers, tensor_parallel_size, backend)
 
+    def readmit_collective(self) -> SyncStats | None:
+        """Rank 0: the group formed again with a restarted rollout worker (`Broadcaster.readmit`)."""
+        return self._broadcaster.readmit()
+
     def publish_collective(self, version: int) -> SyncStats | None:
         """Gather the weights (collective under ZeRO-3) and broadcast them from rank 0: its stats."""
         state = self.weights_for_sync()
-        if self.rank != 0:
-            return None
-        return self._broadcaster.broadcast(state, version)
+        return self._broadcaster.broadcast(state, version) if self.rank == 0 else None
 
     def save(self, directory: str) -> None:
         """HF export of the (merged) policy into `directory` on rank 0; DeepSpeed state (optimizer,
         scheduler, step) into `directory/learner_state` on every rank. Multi-node: needs shared storage."""
         out = Path(directory)
         self.export(directory)
-        # LoRA: the frozen base is the model_dir's; only the adapter and its optimizer state are saved.
-        self.engine.save_checkpoint(
-            str(out / "learner_state"), exclude_frozen_parameters=self.cfg.learner.lora.enabled
-        )
+        frozen = self.cfg.learner.lora.enabled  # LoRA: the base is model_dir's, the adapter is saved
+        self.engine.save_checkpoint(str(out / "learner_state"), exclude_frozen_parameters=frozen)
         save_rng(out / f"rng_rank{self.rank}.pt")  # DeepSpeed keeps no RNG state
 
     def export(self, directory: str) -> None:
@@ -388,11 +391,8 @@ class LearnerRank:
     def load(self, directory: str) -> None:
         """Resume weights, optimizer, scheduler and RNG states from `save(directory)`."""
         path = Path(directory) / "learner_state"
-        loaded, _ = self.engine.load_checkpoint(
-            str(path), load_module_strict=not self.cfg.learner.lora.enabled
-        )
+        strict = not self.cfg.learner.lora.enabled  # LoRA: the frozen base was not saved
+        loaded, _ = self.engine.load_checkpoint(str(path), load_module_strict=strict)
         if loaded is None:
-            raise FileNotFoundError(
-                f"no DeepSpeed learner checkpoint under {path} (expected a 'latest' file there)"
-            )
+            raise FileNotFoundError(f"no DeepSpeed learner checkpoint (a 'latest' file) under {path}")
         load_rng(Path(directory) / f"rng_rank{self.rank}.pt")

@@ -2,14 +2,18 @@
 
 Under ZeRO-3 every forward, weight gather and checkpoint is a collective, so no rank may sit one out.
 The ranks find each other once they are up (`setup`: rank 0's address is the rendezvous).
+A rank that dies cannot rejoin its torch.distributed group: its call fails at once (`_settled`), and
+`lost_rank` tells the driver, which replaces the whole group (empathy_ray/rl/recovery.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 
 from empathy_ray.actors.group import ActorGroup, Pending, wait_ready
 from empathy_ray.actors.learner import LearnerRank
@@ -17,6 +21,17 @@ from empathy_ray.config import RLConfig
 from empathy_ray.runtime.placement import rendezvous
 
 log = logging.getLogger(__name__)
+
+
+def _settled(refs: list[ray.ObjectRef], fetch_local: bool = True) -> None:
+    """Return once every ref is ready; raise a failed one's error as soon as it is ready, without waiting
+    for the others (the peers of a dead rank may wait for it in a collective until their timeout).
+    Without `fetch_local` only readiness is waited for: a failure then shows when the ref is read."""
+    waiting = list(refs)
+    while waiting:
+        ready, waiting = ray.wait(waiting, num_returns=1, fetch_local=fetch_local)
+        if fetch_local:
+            ray.get(ready)
 
 
 class LearnerGroup:
@@ -51,7 +66,9 @@ class LearnerGroup:
         log.info("learner group: %d ranks, rendezvous %s:%d", len(self.group.actors), addr, port)
 
     def _all(self, method: str, *args: Any) -> list[Any]:
-        return ray.get(self.group.call_all(method, *args))
+        refs = self.group.call_all(method, *args)
+        _settled(refs)
+        return ray.get(refs)
 
     def train(self, items: list[dict[str, Any]]) -> Pending[dict[str, float]]:
         """One GRPO update on the step's whole batch, split in order into equal shares per rank; the
@@ -61,21 +78,28 @@ class LearnerGroup:
                 f"LearnerGroup.train: {len(items)} samples do not split over {len(self.group.actors)} ranks"
             )
         refs = self.group.call_shares("train_step", items)
-        return Pending(lambda: ray.get(refs)[0])
+
+        def wait() -> dict[str, float]:
+            _settled(refs)
+            return ray.get(refs[0])
+
+        return Pending(wait)
 
     def logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         """Response-token log-probs; every rank scores a contiguous share (all must take part under ZeRO-3)."""
-        return [row for part in ray.get(self.group.call_shares("logprobs", items)) for row in part]
+        refs = self.group.call_shares("logprobs", items)
+        _settled(refs)
+        return [row for part in ray.get(refs) for row in part]
 
     def gather_weights(self) -> Pending[ray.ObjectRef]:
-        """The ObjectRef of rank 0's full state dict, once every rank has finished its part of the
-        gather. The ref is passed on, so the weights sit once in the object store and never visit
-        the caller."""
-        refs = self.group.call_all("weights_for_sync")
+        """The ObjectRef of rank 0's full state dict (with adapter sync: its LoRA adapter alone), once
+        every rank has finished its part of the gather. The ref is passed on, so the weights sit once
+        in the object store and never visit the caller."""
+        refs = self.group.call_all("tensors_for_sync")
 
         def wait() -> ray.ObjectRef:
-            ray.wait(refs, num_returns=len(refs), fetch_local=False)
-            ray.get(refs[1:])  # None each; raises if a rank failed
+            _settled(refs[1:])  # None each; raises if a rank failed
+            _settled(refs[:1], fetch_local=False)
             return refs[0]
 
         return Pending(wait)
@@ -91,6 +115,22 @@ class LearnerGroup:
 
     def export(self, directory: str) -> None:
         self._all("export", directory)
+
+    def lost_rank(self, timeout_s: float = 10.0) -> int | None:
+        """A rank whose process is gone (Ray says so within `timeout_s`), or None when every rank answers
+        or is still busy: a call failed for another reason then."""
+        pings = {a.__ray_ready__.remote(): r for r, a in enumerate(self.group.actors)}
+        waiting, deadline = list(pings), time.monotonic() + timeout_s
+        while waiting:
+            left = max(deadline - time.monotonic(), 0.0)
+            ready, waiting = ray.wait(waiting, num_returns=1, timeout=left)
+            if not ready:
+                return None
+            try:
+                ray.get(ready)
+            except RayActorError:
+                return pings[ready[0]]
+        return None
 
     def shutdown(self) -> None:
         self.group.shutdown()

@@ -1,7 +1,9 @@
 """The reference role of GRPO: log-probs of sampled answers under the frozen starting policy (for the KL term).
 
 `ReferencePolicy` is a plain class (testable without Ray); the RL roles run it as a restartable actor
-(a group of one). It never trains, so it holds no optimizer state and no gradients. It scores at the
+(a group of one) whose calls are retried after a timeout or a death like the reward actor's (Ray
+restarts it; `Roles.ref_logprobs` re-sends the call, rl.reference.timeout_s and retries bound it).
+It never trains, so it holds no optimizer state and no gradients. It scores at the
 rollout's sampling temperature, as the learner does, so the KL term (in the loss, or in the reward
 against the sampler's own log-probs) compares the distributions the samples came from.
 """
@@ -20,6 +22,10 @@ from empathy_ray.train.engine import model_dtype
 from empathy_ray.train.packing import pack_by_tokens
 
 log = logging.getLogger(__name__)
+
+
+class ReferenceTimeoutError(RuntimeError):
+    """The reference actor gave no log-probs within the allowed attempts (rl.reference.timeout_s, retries)."""
 
 
 class ReferencePolicy:

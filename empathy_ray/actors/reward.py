@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import Counter
 
-import ray
 import torch
 from ray.actor import ActorHandle
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
-from empathy_ray.actors.group import Pending
+from empathy_ray.actors.group import Pending, call_with_retries
 from empathy_ray.config import RewardConfig
 from empathy_ray.domain import coe
 from empathy_ray.domain.safety import safety_reward
@@ -35,11 +32,6 @@ log = logging.getLogger(__name__)
 
 class RewardTimeoutError(RuntimeError):
     """The reward actor gave no scores within the allowed attempts; the run cannot go on without them."""
-
-
-def _snippet(text: str, chars: int = 30) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= chars else flat[:chars] + "…"
 
 
 class RewardScorer:
@@ -123,21 +115,6 @@ class RewardScorer:
         return out
 
 
-def _await_restart(actor: ActorHandle, timeout_s: float) -> None:
-    """Wait (at most `timeout_s`) until a dead actor is back. Ray restarts it in the background, and
-    calls made meanwhile fail at once with ActorUnavailableError: without this wait they would use up
-    every retry within a second. An empty scoring call is the probe; other errors are left to the retry."""
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            ray.get(actor.score.remote([], []), timeout=left)
-            return
-        except ActorUnavailableError:
-            time.sleep(min(0.5, max(left, 0.0)))
-        except (GetTimeoutError, RayActorError):
-            return
-
-
 def submit_score(
     actor: ActorHandle,
     posts: list[str],
@@ -148,50 +125,16 @@ def submit_score(
 ) -> Pending[dict[str, list[float]]]:
     """`actor.score`, submitted now; the result waits at most `timeout_s` per attempt and makes up to
     `retries` more attempts after a timeout or an actor death (each counted in
-    `counters["reward_retries"]`), then raises `RewardTimeoutError`. Errors raised by the scoring
-    itself (a bad input) are not retried: they would fail again.
-
-    A timed-out call is cancelled so it does not run later on top of the retry; one already running on
-    the (single-threaded) actor cannot be interrupted, so a hung actor ends in the error, by design.
-    """
-    first = actor.score.remote(posts, completions)
-    return Pending(lambda: _wait_with_retry(actor, first, posts, completions, timeout_s, retries, counters))
-
-
-def _wait_with_retry(
-    actor: ActorHandle,
-    ref: ray.ObjectRef,
-    posts: list[str],
-    completions: list[str],
-    timeout_s: float,
-    retries: int,
-    counters: Counter | None,
-) -> dict[str, list[float]]:
-    attempts = retries + 1
-    last: Exception | None = None
-    for attempt in range(1, attempts + 1):
-        if attempt > 1:
-            ref = actor.score.remote(posts, completions)
-        try:
-            return ray.get(ref, timeout=timeout_s)
-        except (GetTimeoutError, RayActorError) as e:
-            last = e
-            if isinstance(e, GetTimeoutError):
-                ray.cancel(ref)
-            if attempt < attempts:
-                if counters is not None:
-                    counters["reward_retries"] += 1
-                log.warning(
-                    "reward call for %d completions failed on attempt %d/%d (%s); retrying",
-                    len(completions),
-                    attempt,
-                    attempts,
-                    "timed out" if isinstance(e, GetTimeoutError) else f"actor died: {type(e).__name__}",
-                )
-                if isinstance(e, RayActorError):
-                    _await_restart(actor, timeout_s)
-    raise RewardTimeoutError(
-        f"no rewards for {len(completions)} completions after {attempts} attempts of at most {timeout_s:g} s "
-        f"each (last error: {type(last).__name__}: {_snippet(str(last), 200)}); raise rl.reward.timeout_s "
-        "or rl.reward.retries, or look for the cause in the reward actor's log"
+    `counters["reward_retries"]`), then raises `RewardTimeoutError` (group.call_with_retries)."""
+    return call_with_retries(
+        actor,
+        "score",
+        (posts, completions),
+        timeout_s=timeout_s,
+        retries=retries,
+        what=f"reward call for {len(completions)} completions",
+        section="rl.reward",
+        error=RewardTimeoutError,
+        counters=counters,
+        logger=log,
     )

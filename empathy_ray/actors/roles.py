@@ -19,9 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import ray
-
-from empathy_ray.actors.group import ActorGroup, Pending, wait_ready
+from empathy_ray.actors.group import ActorGroup, Pending, call_with_retries, wait_ready
 from empathy_ray.config import Config
 from empathy_ray.domain.rollouts import Sample
 from empathy_ray.runtime.resources import check_fits, cluster_nodes, rl_role_demands
@@ -51,6 +49,7 @@ class Roles:
     learners: LearnerGroup | None = None
     weights: WeightSync | None = None  # learner -> rollout workers (rl.sync's transport)
     counters: Counter = field(default_factory=Counter)
+    policy_dir: str = ""  # the starting policy: what a replaced learner group loads (restart_learners)
     always_reference: bool = True  # KL to the reference is always measured, even when not penalised
 
     @classmethod
@@ -64,13 +63,19 @@ class Roles:
 
         rl, seed = cfg.rl, cfg.run.seed
         check_resources(cfg, cluster_nodes())
-        roles = cls(cfg)
+        roles = cls(cfg, policy_dir=policy_dir)
         try:
             roles.learners = LearnerGroup.start(policy_dir, rl, seed)
             # Every worker gets the run's seed: a request's samples depend only on (seed, step, prompt
             # index), never on which worker took it, so a re-dispatch or a resume draws the same tokens.
+            # rl.sync_lora=adapter: the workers keep the base and take each sync as a LoRA adapter
+            lora = rl.learner.lora if rl.adapter_sync else None
             roles.rollout = ActorGroup.start(
-                "rollout", RolloutEngine, rl.rollout, (policy_dir, rl.rollout, seed), rl.rollout.num_workers
+                "rollout",
+                RolloutEngine,
+                rl.rollout,
+                (policy_dir, rl.rollout, seed, lora),
+                rl.rollout.num_workers,
             )
             scorer_args = (
                 rl.reward,
@@ -140,9 +145,23 @@ class Roles:
         return submit_score(self.reward.actors[0], posts, completions, r.timeout_s, r.retries, self.counters)
 
     def ref_logprobs(self, items: list[tuple[list[int], list[int]]]) -> Pending[list[list[float]]]:
-        """Per-token log-probs of each (prompt ids, response ids) under the frozen starting policy."""
-        ref = self.reference.call_one(0, "logprobs", items)
-        return Pending(lambda: ray.get(ref))
+        """Per-token log-probs of each (prompt ids, response ids) under the frozen starting policy;
+        retried on a timeout or a reference-actor death (rl.reference), as the reward call is."""
+        from empathy_ray.actors.reference import ReferenceTimeoutError
+
+        r = self.cfg.rl.reference
+        return call_with_retries(
+            self.reference.actors[0],
+            "logprobs",
+            (items,),
+            timeout_s=r.timeout_s,
+            retries=r.retries,
+            what=f"reference call for {len(items)} samples",
+            section="rl.reference",
+            error=ReferenceTimeoutError,
+            counters=self.counters,
+            logger=log,
+        )
 
     def train(self, items: list[dict[str, Any]]) -> Pending[dict[str, float]]:
         """One learner update on the step's scored samples; its stats, reduced over ranks."""
@@ -165,6 +184,21 @@ class Roles:
         """After rollout worker `worker` restarted (it comes back with the starting weights)."""
         if self.weights is not None:
             self.weights.resync(worker)
+
+    def restart_learners(self) -> None:
+        """A new learner group with the starting policy, and a new weight sync from it, in place of one
+        that lost a rank (the driver then restores its last checkpoint into it: rl/recovery.py)."""
+        from empathy_ray.actors.learner_group import LearnerGroup
+        from empathy_ray.actors.weight_sync import start_weight_sync
+
+        rl = self.cfg.rl
+        lost, self.learners, self.weights = self.learners, None, None
+        if lost is not None:
+            lost.shutdown()
+        self.learners = LearnerGroup.create(self.policy_dir, rl, self.cfg.run.seed, READY_TIMEOUT_S)
+        self.weights = start_weight_sync(
+            rl.sync, self.learners, self.rollout, rl.rollout.tensor_parallel_size
+        )
 
     def shutdown(self) -> None:
         for group in (self.learners, self.rollout, self.reward, self.reference):

@@ -12,6 +12,8 @@ Conventions every consumer relies on:
   a resume. On GPUs this costs vLLM a per-request generator loop in sampling.
 - A restarted actor comes back with the checkpoint's weights and `weight_version` 0: the driver
   must publish the current weights to it again before using its samples.
+- Given the learner's LoRA config (rl.sync_lora resolved to adapter), a vLLM engine keeps its base
+  weights and takes each sync as an adapter (actors/adapter_sync.py), applied to every generate call.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from pathlib import Path
 
 import torch
 
+from empathy_ray.actors.adapter_sync import AdapterSlot, vllm_lora_args
 from empathy_ray.actors.vllm_ext import checksum
-from empathy_ray.config import RolloutConfig
+from empathy_ray.config import LoraConfig, RolloutConfig
 from empathy_ray.domain.rollouts import Sample
 from empathy_ray.modeling.generation import Completion, HfGenerator, Sampling, VllmGenerator
 
@@ -48,9 +51,17 @@ def _sampling(cfg: RolloutConfig) -> Sampling:
 
 
 class _VllmBackend:
-    def __init__(self, model_dir: str, cfg: RolloutConfig, seed: int):
+    def __init__(self, model_dir: str, cfg: RolloutConfig, seed: int, lora: LoraConfig | None = None):
         self.sampling = _sampling(cfg)
-        self.gen = VllmGenerator(model_dir, seed=seed, **self.engine_args(cfg))
+        extra: dict = {}
+        self.adapter: AdapterSlot | None = None
+        if lora is not None:
+            extra = vllm_lora_args(lora)
+            self.adapter = AdapterSlot(lora)
+            if cfg.compile and not torch.cuda.is_available():
+                log.warning("rl.rollout.compile=true: vLLM's CPU backend runs LoRA engines eager only")
+            log.info("rollout engine: base weights loaded once, LoRA adapters synced (%s)", extra)
+        self.gen = VllmGenerator(model_dir, seed=seed, **self.engine_args(cfg), **extra)
         self.llm = self.gen.llm
 
     @staticmethod
@@ -65,10 +76,15 @@ class _VllmBackend:
         }
 
     def sample(self, prompts: list[list[int]], group_size: int, seeds: list[int]) -> list[list[Completion]]:
-        return self.gen.sample(prompts, self.sampling, group_size, seeds)
+        lora = self.adapter.request if self.adapter is not None else None
+        return self.gen.sample(prompts, self.sampling, group_size, seeds, lora=lora)
 
     def load(self, named: list[tuple[str, torch.Tensor]]) -> None:
         self._load_rpc("er_load_weights", named)
+
+    def load_adapter(self, named: list[tuple[str, torch.Tensor]], version: int) -> None:
+        self.adapter.load(self.llm, named, version)
+        self.llm.reset_prefix_cache()
 
     def receive_collective(self, buckets: list[list[tuple[str, str, list[int]]]]) -> None:
         self._load_rpc("er_receive_collective", buckets)
@@ -129,16 +145,22 @@ class _SimulatedBackend:
 
 
 class RolloutEngine:
-    """One engine, G answers per prompt, weights replaced in place by `update_weights`."""
+    """One engine, G answers per prompt, weights replaced in place by `update_weights`; `lora`, the
+    learner's LoRA config, when syncs ship only its adapter (rl.sync_lora; vLLM engines only)."""
 
-    def __init__(self, model_dir: str | Path, cfg: RolloutConfig, seed: int = 0):
+    def __init__(
+        self, model_dir: str | Path, cfg: RolloutConfig, seed: int = 0, lora: LoraConfig | None = None
+    ):
         self.cfg = cfg
         self.seed = seed
         self.weight_version = 0
+        self.adapter_sync = lora is not None
         log.info("rollout engine: %s for %s (seed %d)", cfg.engine, model_dir, seed)
+        if self.adapter_sync and cfg.engine != "vllm":
+            raise ValueError(f"adapter sync (rl.sync_lora) needs rollout.engine=vllm, not {cfg.engine!r}")
         if cfg.engine == "vllm":
             self._backend: _VllmBackend | _HfBackend | _SimulatedBackend = _VllmBackend(
-                str(model_dir), cfg, seed
+                str(model_dir), cfg, seed, lora
             )
         elif cfg.engine == "transformers":
             self._backend = _HfBackend(str(model_dir), cfg, seed)
@@ -177,15 +199,21 @@ class RolloutEngine:
         return samples
 
     def update_weights(self, named_tensors: NamedTensors, version: int) -> int:
-        """Load HF-named tensors (all of the model or a subset) into the running engine; returns bytes loaded."""
+        """Load HF-named tensors (all of the model or a subset) into the running engine, or with adapter
+        sync the learner's LoRA tensors (PEFT names) as the adapter of `version`; returns bytes loaded."""
         named = list(named_tensors.items()) if isinstance(named_tensors, dict) else list(named_tensors)
-        self._backend.load(named)
+        if self.adapter_sync:
+            self._vllm("adapter sync").load_adapter(named, version)
+        else:
+            self._backend.load(named)
         self.weight_version = version
-        log.info("rollout weights now version %d (%d tensors)", version, len(named))
+        kind = "adapter tensors" if self.adapter_sync else "tensors"
+        log.info("rollout weights now version %d (%d %s)", version, len(named), kind)
         return sum(t.numel() * t.element_size() for _, t in named)
 
     def weights_checksum(self) -> dict[str, float]:
-        """`vllm_ext.checksum` of the weights inside the engine; compare with `checksums_match`."""
+        """`vllm_ext.checksum` of the weights inside the engine (with adapter sync: the base alone);
+        compare with `checksums_match`."""
         return self._backend.checksum()
 
     def get_weight_version(self) -> int:
@@ -206,7 +234,5 @@ class RolloutEngine:
 
     def _vllm(self, what: str) -> _VllmBackend:
         if not isinstance(self._backend, _VllmBackend):
-            raise RuntimeError(
-                f"{what}: the NCCL weight sync needs rollout.engine=vllm, not {self.cfg.engine!r}"
-            )
+            raise RuntimeError(f"{what} needs rollout.engine=vllm, not {self.cfg.engine!r}")
         return self._backend

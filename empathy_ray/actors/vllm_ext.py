@@ -103,9 +103,13 @@ class WeightSyncExtension:
     def er_init_collective(
         self, host: str, port: int, rank_offset: int, world_size: int, backend: str
     ) -> None:
-        """Join the learner's broadcast group as rank `rank_offset + this worker's TP rank`."""
+        """Join the learner's broadcast group as rank `rank_offset + this worker's TP rank`, leaving
+        the group of an earlier generation first (a restarted worker was re-admitted)."""
         from empathy_ray.actors.weight_sync import open_broadcast_group
 
+        old = getattr(self, "_er_channel", None)
+        if old is not None:
+            old.close()
         rank = rank_offset + self.rank
         self._er_channel = open_broadcast_group(host, port, rank, world_size, backend, self.device)
         self._er_device = self.device if backend == "nccl" else torch.device("cpu")

@@ -9,16 +9,20 @@ the transport from `rl.sync`:
   a train step (1.26 GB took ~6 s), hence:
 - `CollectiveSync` (nccl, gloo): learner rank 0 broadcasts GPU-resident buckets straight into every
   vLLM worker's GPU over NCCL (its `Broadcaster`); only names, dtypes and shapes travel through Ray.
-  The same broadcast runs over gloo on CPUs, which is how its protocol is tested here.
+  The same broadcast runs over gloo on CPUs, which is how its protocol is tested here. A rollout
+  worker that restarted is re-admitted by a new group generation: every member leaves the old group
+  and joins a new one on a fresh port, and rank 0 broadcasts the last published weights again.
 
 The receiving ends live in the roles: `RolloutEngine.update_weights` / `receive_collective` (and
-vllm_ext's worker extension), the sending end in `LearnerRank.weights_for_sync` / `publish_collective`.
+vllm_ext's worker extension), the sending end in `LearnerRank.tensors_for_sync` (with rl.sync_lora=adapter
+a LoRA learner's adapter alone: actors/adapter_sync.py) / `publish_collective`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ import ray
 import torch
 from ray.exceptions import ActorUnavailableError, RayActorError
 
-from empathy_ray.actors.group import ActorGroup, Pending
+from empathy_ray.actors.group import ActorGroup, Pending, await_restart
 from empathy_ray.runtime.placement import free_port
 
 if TYPE_CHECKING:
@@ -69,7 +73,7 @@ class WeightSync(Protocol):
 
     def resync(self, worker: int | None = None) -> None:
         """Load the last published weights into `worker` again (one restarted with its starting
-        weights; None: every worker); raises when the transport cannot re-admit a restarted worker."""
+        weights; None: every worker), re-admitting it to the transport's group if it has one."""
         ...
 
 
@@ -155,7 +159,8 @@ class ObjectStoreSync:
 class CollectiveSync:
     """rl.sync=nccl/gloo: learner rank 0 joins a broadcast group with every rollout worker (each
     rank's `init_collective_sync`), then every publish is a gather on all ranks and a broadcast from
-    rank 0 (`publish_collective`); the driver only starts it and waits."""
+    rank 0 (`publish_collective`); the driver only starts it and waits. A restarted worker is
+    re-admitted by rank 0 (`readmit_collective`: a new group generation, the last weights again)."""
 
     def __init__(
         self,
@@ -165,8 +170,10 @@ class CollectiveSync:
         backend: str,
         timeout_s: float = 600.0,
     ) -> None:
-        self.learners, self.transport, self.timeout_s = learners, backend, timeout_s
+        self.learners, self.workers = learners, list(workers)
+        self.transport, self.timeout_s = backend, timeout_s
         self.version = 0
+        self._lock = threading.Lock()  # one re-admission at a time (batch threads may each see a death)
         ray.get(learners.call_all("init_collective_sync", list(workers), tensor_parallel_size, backend))
 
     def publish(self, version: int) -> Pending[SyncStats]:
@@ -180,10 +187,16 @@ class CollectiveSync:
         return Pending(wait)
 
     def resync(self, worker: int | None = None) -> None:
-        raise RuntimeError(
-            f"a rollout worker restarted, and the {self.transport} broadcast group cannot re-admit it; rerun "
-            "with --resume (or use rl.sync=object_store, which re-sends the weights to restarted workers)"
-        )
+        """Once the restarted `worker` (None: every worker) is up, learner rank 0 opens a new group
+        generation with all workers and broadcasts the last published weights into it. The other
+        workers join between their calls: this waits for the generate calls they are running."""
+        with self._lock:
+            for w in self.workers if worker is None else [self.workers[worker]]:
+                await_restart(w, self.timeout_s)
+                ray.get(w.get_weight_version.remote(), timeout=self.timeout_s)  # raises if dead for good
+            stats = ray.get(self.learners.call_one(0, "readmit_collective"), timeout=self.timeout_s)
+        who = "every rollout worker" if worker is None else f"rollout worker {worker}"
+        log.info("%s re-admitted to the %s group (then reloaded: %s)", who, self.transport, stats)
 
 
 def start_weight_sync(
@@ -280,6 +293,10 @@ class _NcclChannel:
     def __init__(self, comm) -> None:
         self.comm = comm
 
+    def close(self) -> None:
+        # vLLM's destroy() is ncclCommAbort: a member of the old group may be dead, nothing waits for it
+        self.comm.destroy()
+
     def broadcast(self, tensor: torch.Tensor) -> None:
         # the caching allocator reuses a freed buffer only after this stream's broadcast of it
         self.comm.broadcast(tensor, src=0, stream=torch.cuda.current_stream())
@@ -291,6 +308,9 @@ class _NcclChannel:
 class _GlooChannel:
     def __init__(self, group) -> None:
         self.group = group
+
+    def close(self) -> None:
+        self.group.shutdown()
 
     def broadcast(self, tensor: torch.Tensor) -> None:
         import torch.distributed as dist
@@ -309,6 +329,11 @@ class Broadcaster:
     Group ranks: 0 is this process; rollout worker w's tensor-parallel rank r is 1 + w * tp + r.
     Weights go in buckets of `bucket_bytes` (one flat uint8 tensor each); names, dtypes and shapes
     travel by Ray. Construction is collective: every worker must be idle enough to run `init_collective`.
+
+    A collective group cannot take a new member in place of a dead one, so `readmit` forms a new
+    generation of it (every worker's `init_collective` leaves its old group first) and sends the last
+    broadcast weights again. To have them, the last broadcast's (CPU) tensors stay referenced here
+    until the next one: one copy of the synced weights in host memory on rank 0's node.
     """
 
     def __init__(
@@ -327,26 +352,43 @@ class Broadcaster:
                 "torch.cuda.is_available() is False here; use rl.sync=gloo or object_store on CPU clusters"
             )
         self.workers = list(workers)
-        self.backend = backend
+        self.backend, self.tp = backend, tensor_parallel_size
         self.bucket_bytes = bucket_bytes
         self.timeout_s = timeout_s
         self.device = (
             torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
         )
-        host = host or ray.util.get_node_ip_address()
-        port = port or free_port()
-        world = 1 + len(self.workers) * tensor_parallel_size
+        self.host = host or ray.util.get_node_ip_address()
+        self.generation = 0  # how many times the group was formed again (`readmit`)
+        self._last: tuple[dict[str, torch.Tensor], int] | None = None  # (weights, version) last broadcast
+        self.channel = self._join(port or free_port())
+
+    def _join(self, port: int):
+        """Form the group on `port`: every worker joins as its ranks, this process as rank 0."""
+        world = 1 + len(self.workers) * self.tp
         refs = [
-            w.init_collective.remote(host, port, 1 + i * tensor_parallel_size, world, backend)
+            w.init_collective.remote(self.host, port, 1 + i * self.tp, world, self.backend)
             for i, w in enumerate(self.workers)
         ]
-        self.channel = open_broadcast_group(host, port, 0, world, backend, self.device)
-        ray.get(refs, timeout=timeout_s)
-        log.info("%s weight-sync group up: %s:%d, world size %d", backend, host, port, world)
+        channel = open_broadcast_group(self.host, port, 0, world, self.backend, self.device)
+        ray.get(refs, timeout=self.timeout_s)
+        log.info(
+            "%s sync group %d up: %s:%d, world %d", self.backend, self.generation, self.host, port, world
+        )
+        return channel
+
+    def readmit(self) -> SyncStats | None:
+        """A new generation of the group on a fresh port, with every worker (one restarted), and the
+        last broadcast weights again; None when there were none (the starting weights are current)."""
+        self.channel.close()
+        self.generation += 1
+        self.channel = self._join(free_port())
+        return None if self._last is None else self.broadcast(*self._last)
 
     def broadcast(self, named_tensors: dict[str, torch.Tensor], version: int) -> SyncStats:
         """Send `named_tensors` to every worker, which loads them as `version`; returns once all have."""
         t0 = time.perf_counter()
+        self._last = (named_tensors, version)
         buckets = bucketize(named_tensors, self.bucket_bytes)
         refs = [w.receive_collective.remote([bucket_meta(b) for b in buckets], version) for w in self.workers]
         for bucket in buckets:

@@ -108,6 +108,11 @@ class TrainerConfig:
     gradient_checkpointing: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
     log_every: int = at_least(1, 5)
+    # Every this many optimizer steps each worker saves its DeepSpeed state (weights, optimizer shard,
+    # LR schedule, data position, RNG) through Ray Train; a resubmitted job continues from the last
+    # one (train/resume.py). 0: none (the demo's minutes-long tiny runs start over instead).
+    checkpoint_every: int = at_least(0, 0)
+    keep_checkpoints: int = at_least(1, 2)  # Ray Train's num_to_keep; the final export is one of them
 
 
 @dataclass
@@ -190,6 +195,8 @@ class RewardConfig(ActorResources):
 class ReferenceConfig(ActorResources):
     num_cpus: float = 0.5
     batch_size: int = at_least(1, 8)
+    timeout_s: float = positive(300.0)  # a slower reference call is retried, then the run fails loudly
+    retries: int = at_least(0, 2)
     bf16: bool = False  # load the frozen reference in bfloat16 (as the learner with rl.learner.bf16)
     # > 0: batches of at most this many padded tokens (rows x longest row), batch_size rows at most
     max_tokens_per_batch: int = at_least(0, 0)
@@ -197,8 +204,11 @@ class ReferenceConfig(ActorResources):
 
 @dataclass
 class LearnerConfig(ActorResources):
-    # a restarted rank cannot rejoin its torch.distributed group: a lost rank ends the run (--resume)
+    # a restarted rank cannot rejoin its torch.distributed group: Ray never restarts one; instead
+    # the driver replaces the whole group and restores the last checkpoint (rl/recovery.py), at most
+    # max_rebuilds times in a job (then the run stops; --resume continues from the last checkpoint)
     max_restarts: int = 0
+    max_rebuilds: int = at_least(0, 2)
     num_workers: int = at_least(1, 2)
     zero_stage: Literal[2, 3] = 2
     bf16: bool = False
@@ -232,6 +242,9 @@ class AlgoConfig:
     tis_cap: float = at_least(0, 2.0)
 
 
+VLLM_MAX_LORA_RANK = 512  # the largest max_lora_rank vLLM 0.32 accepts
+
+
 @dataclass
 class RLConfig:
     steps: int = at_least(1, 10)
@@ -241,6 +254,10 @@ class RLConfig:
     # weight sync: object_store (put once, every worker pulls; CPU, small models), nccl (GPU broadcast
     # from learner rank 0, bucketed), gloo (the same broadcast over CPU: CPU clusters, tests)
     sync: Literal["object_store", "nccl", "gloo"] = "object_store"
+    # With a LoRA learner: "adapter" ships only the adapter (rollout vLLM engines load the base once
+    # and apply it as a LoRARequest), "merged" the full weights with the adapter merged in; "auto":
+    # adapter where supported (rl.rollout.engine=vllm, rl.sync=object_store, lora.r <= 512), else merged
+    sync_lora: Literal["auto", "adapter", "merged"] = "auto"
     checkpoint_every: int = at_least(0, 5)  # 0: no checkpoints
     keep_checkpoints: int = at_least(1, 2)
     # A step with non-finite rewards, advantages or losses is skipped (warned, counted); this many in a
@@ -259,3 +276,11 @@ class RLConfig:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+
+    @property
+    def adapter_sync(self) -> bool:
+        """Whether each sync ships only the learner's LoRA adapter (rl.sync_lora, resolved)."""
+        if not self.learner.lora.enabled or self.sync_lora == "merged":
+            return False
+        supported = self.rollout.engine == "vllm" and self.sync == "object_store"
+        return self.sync_lora == "adapter" or (supported and self.learner.lora.r <= VLLM_MAX_LORA_RANK)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from empathy_ray.algo import ESTIMATORS
 from empathy_ray.config.sections import (
+    VLLM_MAX_LORA_RANK,
     ConfigError,
     DataConfig,
     ModelConfig,
@@ -68,6 +69,8 @@ class Config:
             raise ConfigError(
                 "rl.sync=nccl needs GPU learners (rl.learner.num_gpus > 0); use rl.sync=gloo or object_store on CPU"
             )
+        if rl.sync_lora == "adapter":
+            _check_adapter_sync(rl)
 
     def _validate_learner(self) -> None:
         rl, lc = self.rl, self.rl.learner
@@ -99,3 +102,18 @@ class Config:
                 )
         if self.eval.judge == "endpoint" and not self.eval.judge_url:
             raise ConfigError("eval.judge=endpoint needs eval.judge_url (an OpenAI-compatible base URL)")
+
+
+def _check_adapter_sync(rl: RLConfig) -> None:
+    """rl.sync_lora=adapter: what the adapter-only sync needs (README: weight sync)."""
+    need = []
+    if not rl.learner.lora.enabled:
+        need.append("a LoRA learner (rl.learner.lora.enabled=true)")
+    if rl.rollout.engine != "vllm":
+        need.append(f"rl.rollout.engine=vllm (not {rl.rollout.engine})")
+    if rl.sync != "object_store":
+        need.append(f"rl.sync=object_store (not {rl.sync}: the broadcast ships merged weights)")
+    if rl.learner.lora.r > VLLM_MAX_LORA_RANK:
+        need.append(f"rl.learner.lora.r <= {VLLM_MAX_LORA_RANK} (vLLM's largest max_lora_rank)")
+    if need:
+        raise ConfigError(f"rl.sync_lora=adapter needs {'; '.join(need)}; or set rl.sync_lora=merged")

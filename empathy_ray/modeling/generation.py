@@ -28,6 +28,7 @@ from empathy_ray.modeling.vllm_version import check_vllm_version
 
 if TYPE_CHECKING:
     import torch
+    from vllm.lora.request import LoRARequest
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +202,15 @@ class VllmGenerator:
         self._logged: set[Sampling] = set()
 
     def sample(
-        self, prompts: list[list[int]], sampling: Sampling, n: int, seeds: list[int]
+        self,
+        prompts: list[list[int]],
+        sampling: Sampling,
+        n: int,
+        seeds: list[int],
+        lora: LoRARequest | None = None,
     ) -> list[list[Completion]]:
-        """`n` completions for each prompt, in sample order; prompt i is seeded with seeds[i]."""
+        """`n` completions for each prompt, in sample order; prompt i is seeded with seeds[i]; `lora`:
+        a vLLM `LoRARequest` applied to every prompt (an engine started with enable_lora)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -226,7 +233,9 @@ class VllmGenerator:
             )
             for s in seeds
         ]
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        outs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False, lora_request=lora
+        )
         return [
             [_from_vllm(c, sampling.logprobs) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs
         ]

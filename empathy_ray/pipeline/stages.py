@@ -18,6 +18,7 @@ from empathy_ray.eval.answers import eval_demand
 from empathy_ray.pipeline.run import Run
 from empathy_ray.pipeline.stage import Stage
 from empathy_ray.runtime.resources import Demand, rl_role_demands
+from empathy_ray.train.job import train_storage
 
 # Where a run lives, which stages it runs and where its metrics and logs go: these never change what
 # a stage produces.
@@ -28,6 +29,9 @@ RUN_WIDE_KEYS = ("run.name", "run.output_root", "ray", "pipeline", "tracking")
 # count sets the global batch and each rank's data shard, the device and ZeRO stage change the
 # arithmetic (kernels, reduction order, partitioned optimizer), so the weights differ.
 TRAINER_PLACEMENT_AND_LOGGING = ("num_cpus", "resources", "log_every")
+# How often SFT and RM save their state: saving changes nothing in the run; a job that resumes continues
+# the same schedule from the saved step (train/resume.py)
+TRAINER_SAVING = ("checkpoint_every", "keep_checkpoints")
 
 # RL roles. Placement only: CPUs, custom node resources, and how often Ray restarts a dead actor
 # (its call is re-sent and gives the same answer). num_gpus counts: 0 or not picks CPU or CUDA
@@ -140,8 +144,9 @@ SFT = Stage(
     # data.pairs: the RM's data. sft.eval_*: the greedy CoE-validity check after training measures
     # the model, it does not change it (the record says how many prompts and which engine it used).
     ignore=("data.pairs", "sft.eval_prompts", "sft.eval_max_new_tokens", "sft.eval_engine")
-    + tuple(f"sft.{k}" for k in TRAINER_PLACEMENT_AND_LOGGING),
+    + tuple(f"sft.{k}" for k in TRAINER_PLACEMENT_AND_LOGGING + TRAINER_SAVING),
     output=lambda layout: layout.sft_model / "config.json",
+    checkpoints=lambda layout: train_storage(layout, "sft"),  # a killed or failed SFT continues
 )
 
 RM = Stage(
@@ -152,8 +157,10 @@ RM = Stage(
     planned=lambda cfg: cfg.pipeline.reward_model and _uses_trained_rm(cfg),
     inputs=lambda cfg: () if cfg.rm.base_model else ("sft",),  # starts from the SFT export
     keys=("run.seed", "model", "data", "rm"),
-    ignore=("data.posts", "data.min_answer_chars") + tuple(f"rm.{k}" for k in TRAINER_PLACEMENT_AND_LOGGING),
+    ignore=("data.posts", "data.min_answer_chars")
+    + tuple(f"rm.{k}" for k in TRAINER_PLACEMENT_AND_LOGGING + TRAINER_SAVING),
     output=lambda layout: layout.rm_model / "config.json",
+    checkpoints=lambda layout: train_storage(layout, "rm"),
 )
 
 RL = Stage(
@@ -170,6 +177,9 @@ RL = Stage(
         *RL_PLACEMENT,
         "rl.reward.timeout_s",  # a slow call is retried: the same answer, later
         "rl.reward.retries",
+        "rl.reference.timeout_s",  # as the reward's: a retried call gives the same log-probs
+        "rl.reference.retries",
+        "rl.learner.max_rebuilds",  # a rebuilt learner group restores its checkpoint exactly
         "rl.max_nonfinite_steps",  # whether a diverged run stops, not what a finished one holds
         "rl.checkpoint_every",  # saving is exact (tests/test_resume.py): how often does not matter
         "rl.keep_checkpoints",

@@ -7,6 +7,8 @@ One step, as `run_step` reads:
 With rl.max_staleness = k >= 1 the rollouts and scoring of the next k steps run while the learner trains
 (empathy_ray/rl/inflight.py); k = 0 is the loop above.
 Every role is reached through `Roles` (empathy_ray/actors/roles.py): this module makes no Ray call.
+A learner rank that dies mid-run is replaced with its whole group, restored from the last checkpoint
+(empathy_ray/rl/recovery.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from empathy_ray.domain import coe
 from empathy_ray.domain.files import atomic_dir
 from empathy_ray.domain.rollouts import Sample, Scored
 from empathy_ray.rl.inflight import AsyncRollouts
+from empathy_ray.rl.recovery import LearnerRecovery
 from empathy_ray.rl.timing import StepTimer
 from empathy_ray.runtime import checkpoint, console
 from empathy_ray.runtime.tracking import MetricsWriter, rollback_tensorboard
@@ -122,6 +125,7 @@ class GRPODriver:
         self.bar: Any = None  # the console's progress bar while `train` runs
         self.ahead = AsyncRollouts(self) if self.rl.max_staleness > 0 else None  # rollouts in flight
         self.trained: list[Scored] = []  # what the last step trained on (its samples' weight versions)
+        self.recovery = LearnerRecovery(self)
 
     def _metrics_writer(self) -> MetricsWriter:
         """With checkpoints, trackers that cannot delete a point get a step once its checkpoint exists."""
@@ -288,13 +292,22 @@ class GRPODriver:
         latest = checkpoint.latest(self.dir / "checkpoints")
         if latest is None:
             return False
-        state = checkpoint.load_driver_state(latest, self.cfg.run.seed)
+        self.restore(latest)
+        return True
+
+    def restore(self, latest: Path | None) -> None:
+        """The learners, the driver's state and the metrics as checkpoint `latest` left them; None: as
+        at the start of the run (the learners must hold the starting policy: a rebuilt group does)."""
+        state = {"step": 0, "cursor": {"seed": self.cfg.run.seed}, "nonfinite_in_row": 0, "counters": {}}
+        if latest is not None:
+            state = checkpoint.load_driver_state(latest, self.cfg.run.seed)
         if state.get("inflight") and self.ahead is None:
             raise ConfigError(
                 f"checkpoint {latest} holds rollouts in flight (written with rl.max_staleness="
                 f"{state['max_staleness']}); resume with rl.max_staleness >= 1"
             )
-        self.roles.learners.load(str(latest))
+        if latest is not None:
+            self.roles.learners.load(str(latest))
         self.step = state["step"]
         self.cursor = Cursor(**state["cursor"])
         self.nonfinite_in_row = state["nonfinite_in_row"]
@@ -307,8 +320,7 @@ class GRPODriver:
         dropped = checkpoint.drop_metrics_after(self.dir / "metrics.jsonl", self.step)
         rollback_tensorboard(self.dir / "tb", self.step)
         self.writer = self._metrics_writer()
-        log.info("resumed from %s at step %d (%d later metric rows dropped)", latest, self.step, dropped)
-        return True
+        log.info("restored %s: step %d (%d later metric rows dropped)", latest or "start", self.step, dropped)
 
     def export_policy(self, out_dir: Path) -> Path:
         """The trained policy as a plain HF directory (what eval and serve load)."""
@@ -318,15 +330,24 @@ class GRPODriver:
 
     def train(self, steps: int) -> list[dict[str, Any]]:
         """Steps up to `steps`, with a checkpoint every rl.checkpoint_every and after the last one (a
-        longer run resumes from there, and every step reaches the trackers)."""
-        history = []
+        longer run resumes from there, and every step reaches the trackers). A step that fails because a
+        learner rank died is run again, from the last checkpoint, by a rebuilt learner group."""
+        history, start = [], self.step
         self.bar = console.progress(steps, "[rl]", initial=self.step)
         try:
             while self.step < steps:
-                history.append(self.run_step())
-                every = self.rl.checkpoint_every
-                if every and (self.step % every == 0 or self.step == steps):
-                    self.save_checkpoint()
+                try:
+                    history.append(self.run_step())
+                    every = self.rl.checkpoint_every
+                    if every and (self.step % every == 0 or self.step == steps):
+                        self.save_checkpoint()
+                except Exception as e:
+                    rank = self.recovery.lost_rank()
+                    if rank is None:
+                        raise
+                    self.recovery.rebuild(rank, e)  # back to the last checkpoint's step
+                    del history[max(self.step - start, 0) :]
+                    self.bar.n = self.step
             if self.ahead is not None:
                 self.ahead.drain()  # nothing generates behind what comes next (held-out evaluation)
         finally:

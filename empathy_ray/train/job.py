@@ -3,7 +3,9 @@
 Both trainers (SFT, reward model) are a `TorchTrainer` with N workers; rank 0 exports the trained
 weights as an HF directory and reports it as the Ray Train checkpoint, which the driver copies into
 the run folder. Per-step history travels back in the final report, so the driver writes the
-metrics files even when rank 0 ran on another node.
+metrics files even when rank 0 ran on another node. With `checkpoint_every` the workers also report
+training-state checkpoints into the job's storage (`train_storage`), which a resubmitted job
+continues from (train/resume.py).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class WorkerContext:
     """Rank, world size and the collectives a training loop uses, inside a Ray Train worker."""
 
     feed: Any = None  # the driver's progress queue (runtime/progress.py), set by _worker_main
+    resumed_from = 0  # the optimizer step of the checkpoint this job continued from (0: none)
 
     def __init__(self) -> None:
         import ray.train
@@ -92,21 +95,29 @@ class WorkerContext:
         from empathy_ray.train.engine import export_hf, full_state_dict
 
         state = full_state_dict(engine)  # collective under ZeRO-3
+        metrics = {"history": history, "resumed_from_step": self.resumed_from}
         if self.rank != 0:
-            ray.train.report({"history": history})
+            ray.train.report(metrics)
             return
         with tempfile.TemporaryDirectory(prefix="empathy-export-") as tmp:
             export_hf(state, make_skeleton(), tokenizer, Path(tmp))
-            ray.train.report({"history": history}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def train_storage(layout: RunLayout, job_name: str) -> Path:
+    """Ray Train's storage of one job (`ray_train/<run>-<job>/`): its checkpoints, the final export's
+    among them. A pipeline stage that runs from scratch deletes it; one that resumes keeps it."""
+    return layout.ray_train / f"{layout.dir.name}-{job_name}"
 
 
 def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
     """Fit the job on Ray Train; copy the exported model to `out_dir`; write metrics; return history."""
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     tc = job.trainer
     layout = RunLayout.of(cfg)
+    storage = train_storage(layout, job.name)
     gpu = tc.num_gpus > 0
     feed = ProgressFeed(f"[{job.name}]")
     loop_config = {
@@ -125,7 +136,11 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
             resources_per_worker=Demand.of_trainer(tc).bundle(),
         ),
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
-        run_config=RunConfig(name=f"{cfg.run.name}-{job.name}", storage_path=str(layout.ray_train)),
+        run_config=RunConfig(
+            name=storage.name,
+            storage_path=str(storage.parent),
+            checkpoint_config=CheckpointConfig(num_to_keep=tc.keep_checkpoints),  # the export counts
+        ),
     )
     log.info(
         "%s: Ray Train TorchTrainer, %d workers (%s), DeepSpeed ZeRO-%d%s",
@@ -150,8 +165,12 @@ def run_train_job(cfg: Config, job: TrainJob, out_dir: Path) -> dict[str, Any]:
     with result.checkpoint.as_directory() as ckpt, atomic_dir(out_dir) as tmp:
         shutil.copytree(ckpt, tmp, dirs_exist_ok=True)
     history = result.metrics.get("history", [])
+    # the whole job's rows (a resumed job's include those its checkpoint carried): written afresh
+    layout.metrics(job.name).unlink(missing_ok=True)
+    shutil.rmtree(layout.tensorboard(job.name), ignore_errors=True)
     writer = MetricsWriter.for_stage(cfg, layout.stage_dir(job.name), job.name)
     for row in history:
         writer.log(row["step"], {k: v for k, v in row.items() if k != "step"})
     writer.close()
-    return {"history": history, "wall_s": wall}
+    resumed = result.metrics.get("resumed_from_step", 0)
+    return {"history": history, "wall_s": wall, "resumed_from_step": resumed}

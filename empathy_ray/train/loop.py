@@ -3,7 +3,8 @@
 A trainer plugs in a step function (one micro-batch -> its loss and metrics) and a held-out
 evaluation. The loop owns the rest: epochs, the rank's batches, DeepSpeed's backward and step, the
 gradient-accumulation boundary, a history row every `log_every` optimizer steps (metrics averaged
-over ranks) and the held-out evaluation after each epoch.
+over ranks), the held-out evaluation after each epoch, and a checkpoint every `checkpoint_every`
+optimizer steps that a resubmitted job continues from (train/resume.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from empathy_ray.config import TrainerConfig
+from empathy_ray.train import resume
 from empathy_ray.train.batches import Shard
 
 if TYPE_CHECKING:
@@ -71,21 +73,27 @@ def fit(
     step_fn: Callable[[list], StepResult],
     eval_fn: Callable[[], dict[str, float]],
     desc: str,
+    generators: tuple[torch.Generator, ...] = (),
 ) -> list[dict[str, Any]]:
     """Train `engine` (DeepSpeed) for `tc.epochs` epochs; returns the history rows.
 
     Rows: {"step", "epoch", "train/loss", *step means, "train/lr", *step counts per second} every
     `tc.log_every` optimizer steps and at the last, then {"step", "epoch", *eval_fn()} per epoch.
+    A job with a checkpoint of this stage continues from it (`ctx.resumed_from`): the rows up to it
+    come from the checkpoint. `generators`: the step function's own RNGs, saved with the checkpoints.
     """
     import torch
 
     total = total_steps(shard, tc, ctx.world)
-    history: list[dict[str, Any]] = []
-    window, step = _Window(), 0
+    meta = {"total_steps": total, "world": ctx.world, "seed": seed}
+    at, history = resume.restore(ctx, engine, meta, generators, desc)
+    ctx.resumed_from = step = at.step
+    window = _Window()
     bar = ctx.progress(total, desc)
-    for epoch in range(tc.epochs):
+    bar.update(step)
+    for epoch in range(at.epoch, tc.epochs):
         engine.train()
-        for batch in shard.batches(epoch, seed, ctx.rank, ctx.world):
+        for i, batch in resume.remaining(shard.batches(epoch, seed, ctx.rank, ctx.world), epoch, at):
             result = step_fn(batch)
             engine.backward(result.loss)
             boundary = engine.is_gradient_accumulation_boundary()
@@ -100,6 +108,8 @@ def fit(
                 history.append({"step": step, "epoch": epoch, **row})
                 bar.set_postfix({k.removeprefix("train/"): f"{row[k]:.3f}" for k in window.means})
                 window = _Window()
+            if resume.due(tc, step, total):
+                resume.save(ctx, engine, resume.Position(step, epoch, i + 1), meta, history, generators)
         engine.eval()
         with torch.no_grad():
             history.append({"step": step, "epoch": epoch, **eval_fn()})

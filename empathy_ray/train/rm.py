@@ -165,6 +165,7 @@ def run_rm(cfg: Config, base_model: str | Path, out_dir: str | Path) -> dict[str
         "zero_stage": cfg.rm.zero_stage,
         "lora": cfg.rm.lora.enabled,
         "wall_s": result["wall_s"],
+        "resumed_from_step": result["resumed_from_step"],  # 0: trained from the start
     }
     log.info(
         "RM done: held-out pairwise accuracy %.3f on %d pairs (loss %.3f -> %.3f)",

@@ -100,7 +100,7 @@ def _sft_loop(config: dict[str, Any]) -> None:
     def held_out() -> dict[str, float]:
         return {"eval/loss": _held_out_loss(held, batch_loss, ctx)}
 
-    history = loop.fit(ctx, engine, shard, tc, cfg.run.seed, step, held_out, "SFT")
+    history = loop.fit(ctx, engine, shard, tc, cfg.run.seed, step, held_out, "SFT", (noise_gen,))
     ctx.finish(engine, skeleton, tokenizer, history)
 
 
@@ -182,6 +182,7 @@ def run_sft(cfg: Config, base_model: str | Path, out_dir: str | Path) -> dict[st
         "zero_stage": cfg.sft.zero_stage,
         "lora": cfg.sft.lora.enabled,
         "wall_s": result["wall_s"],
+        "resumed_from_step": result["resumed_from_step"],  # 0: trained from the start
     }
     log.info(
         "SFT done: loss %.3f -> %.3f, held-out CoE validity %.2f (%d prompts, %s)",
