@@ -15,6 +15,7 @@ import torch
 
 from empathy_ray.actors.group import Pending
 from empathy_ray.actors.reward import RewardScorer, RewardTimeoutError
+from empathy_ray.actors.vllm_ext import checksum, checksums_match
 from empathy_ray.config import ConfigError, load_config
 from empathy_ray.rl.driver import checked_advantages
 from empathy_ray.runtime.tracking import read_metrics
@@ -130,24 +131,34 @@ def nan_rm_dir(trained_run, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("k", [0, 1], ids=["sync", "async-k1"])
 def test_nan_rewards_skip_the_update_then_stop_the_run(
-    trained_run, tiny_model_dir, tmp_path, nan_rm_dir, caplog
+    trained_run, tiny_model_dir, tmp_path, nan_rm_dir, caplog, k
 ):
     """A NaN reward skips the step (weights and rollout weights unchanged, counted in metrics.jsonl);
-    more than rl.max_nonfinite_steps such steps in a row stop the run with an error naming the key."""
+    more than rl.max_nonfinite_steps such steps in a row stop the run with an error naming the key.
+    Asynchronous (k=1): the unchanged weights are still published, as version 1, so the batch sent next
+    keeps its place in the schedule; the rollout workers then hold exactly the starting weights."""
     sft, _ = _models(trained_run)
-    cfg = short_rl_config(tmp_path, tiny_model_dir, sft, *SMALL, "rl.max_nonfinite_steps=1")
+    extra = (*SMALL, "rl.max_nonfinite_steps=1", f"rl.max_staleness={k}")
+    cfg = short_rl_config(tmp_path, tiny_model_dir, sft, *extra)
     with started_driver(cfg, sft, nan_rm_dir) as (roles, driver):
         before = roles.learners.weights_checksums()
         with caplog.at_level(logging.WARNING, logger="empathy_ray.rl.driver"):
             first = driver.run_step()
         assert "step 1: non-finite rewards" in caplog.text
         assert roles.learners.weights_checksums() == before, "a skipped step leaves the weights alone"
-        assert roles.weights.version == 0, "nothing was synced"
+        if k:
+            driver.ahead.drain()  # the publish of v1 is done and its load has reached the workers
+        assert roles.weights.version == k, "synchronous: nothing synced; k=1: the same weights as v1"
+        if k:
+            want = checksum(ray.get(roles.learners.gather_weights().result()).items())
+            assert ray.get(roles.rollout.call_all("get_weight_version")) == [1]
+            assert all(checksums_match(g, want) for g in ray.get(roles.rollout.call_all("weights_checksum")))
         with pytest.raises(FloatingPointError, match=r"2 steps in a row .*\(rl\.max_nonfinite_steps=1\)"):
             driver.run_step()
     rows = read_metrics(cfg.run.dir / "rl" / "metrics.jsonl")
-    print({k: v for k, v in first.items() if k.startswith(("counters/", "train/", "reward/rm"))})
+    print({key: v for key, v in first.items() if key.startswith(("counters/", "train/", "reward/rm"))})
     assert [r["step"] for r in rows] == [1, 2], "both skipped steps are on record"
     assert [r["train/skipped"] for r in rows] == [1.0, 1.0]
     assert [r["counters/skipped_nonfinite"] for r in rows] == [1, 2]

@@ -248,10 +248,11 @@ def _free_port() -> int:
 
 
 def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
-    """On one sample file (24 posts, 48 pairs: 3 SFT, 5 RM steps). LoRA learner on both; SFT and RM: LoRA
-    on Qwen (then served), full on Llama. SFT's CoE check: transformers (vLLM loads it next, to roll out)."""
+    """On one sample file (24 posts, 48 pairs: 3 SFT, 5 RM steps). LoRA SFT and LoRA learner on both; the
+    RM: LoRA on Qwen (then served), full fine-tuning on Llama (its head untied, no pad token). SFT's CoE
+    check: transformers (vLLM loads it next, to roll out)."""
     part, samples = {"qwen": "a", "llama": "b"}[kind], Path(__file__).parents[1] / "empathy_ray/data/samples"
-    lora = "true" if kind == "qwen" else "false"  # SFT and RM
+    rm_lora = "true" if kind == "qwen" else "false"
     common = [
         f"run.output_root={root}",
         "run.name=t",
@@ -265,10 +266,10 @@ def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
         "sft.eval_max_new_tokens=8",
         "sft.eval_engine=transformers",
         "sft.log_every=1",
-        f"sft.lora.enabled={lora}",
+        "sft.lora.enabled=true",
         "rm.epochs=1",
         "rm.log_every=1",
-        f"rm.lora.enabled={lora}",
+        f"rm.lora.enabled={rm_lora}",
         "rl.steps=2",
         "rl.prompts_per_step=2",
         "rl.algo.group_size=2",
@@ -328,8 +329,9 @@ def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models,
     summary, run_dir, _ = request.getfixturevalue(f"{kind}_run")
     src, qwen = hub_models[kind], kind == "qwen"
     assert summary["run"]["ran"] == ["sft", "rm", "rl", "eval", *(["serve"] if qwen else [])]
-    # LoRA SFT and RM on Qwen, full on Llama; a LoRA GRPO learner on both (its adapter alone at every sync)
-    assert summary["sft"]["lora"] is qwen and summary["rm"]["lora"] is qwen
+    # LoRA SFT and GRPO learner on both (the learner's adapter alone at every sync); RM: LoRA on Qwen, full
+    # fine-tuning on Llama
+    assert summary["sft"]["lora"] is True and summary["rm"]["lora"] is qwen
     assert summary["sft"]["eval_prompts"] == 2 and summary["rm"]["eval_pairs"] > 0
     assert (
         11.0 < summary["sft"]["loss_first"] < 12.0
