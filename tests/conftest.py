@@ -74,3 +74,41 @@ def trained_run(ray_cluster, tiny_model_dir, tmp_path_factory):
     cfg = load_config(None, short_run_overrides(root, tiny_model_dir))
     summary = run_stages(cfg, ["sft", "rm"])
     return cfg, summary, root / "t"
+
+
+@pytest.fixture(scope="session")
+def process_group():
+    """One gloo process group of one rank for the session's in-process learners (test_learner.py,
+    test_precision.py, test_learner_adapter_sync.py): DeepSpeed keeps the first group it saw, so there
+    is never a second one. The RANK/... variables are undone at the end."""
+    import torch.distributed as dist
+
+    from empathy_ray.runtime.placement import free_port
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {
+            "RANK": "0",
+            "LOCAL_RANK": "0",
+            "WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1",
+        }.items():
+            mp.setenv(key, value)
+        port = free_port()
+        mp.setenv("MASTER_PORT", str(port))
+        yield "127.0.0.1", port
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.fixture
+def make_rank(tiny_model_dir, process_group):
+    """In-process learner ranks (one-rank group, tiny model); keyword arguments go to `rl_config`."""
+    from empathy_ray.actors.learner import LearnerRank
+    from tests.learner_helpers import rl_config
+
+    def make(**kw) -> LearnerRank:
+        rank = LearnerRank(str(tiny_model_dir), rl_config(**kw), rank=0, world_size=1, seed=0)
+        rank.setup(*process_group)
+        return rank
+
+    return make

@@ -18,7 +18,6 @@ from empathy_ray.algo import compute_advantages
 from empathy_ray.config import LoraConfig, ReferenceConfig, RewardConfig, RolloutConfig
 from empathy_ray.modeling.chat import prompt_ids
 from empathy_ray.train.engine import apply_lora, enable_gradient_checkpointing
-from tests.test_learner import make_rank, process_group  # noqa: F401 (fixtures)
 
 POSTS = [
     "室友总在半夜打游戏\n我跟他提过两次，他嘴上答应，第二天照旧。我快一个月没睡好了，上课总走神。",
@@ -65,7 +64,7 @@ def _rollout(model_dir, temperature: float, top_p: float = 1.0) -> RolloutEngine
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_learner_scores_what_the_rollout_sampled(make_rank, tiny_model_dir, temperature):  # noqa: F811
+def test_learner_scores_what_the_rollout_sampled(make_rank, tiny_model_dir, temperature):
     """The rollout engine's log-prob of each sampled token (after temperature) is the learner's."""
     samples = _rollout(tiny_model_dir, temperature).generate(_prompts(tiny_model_dir), 2, step=0)
     rank = make_rank(temperature=temperature)
@@ -79,7 +78,7 @@ def test_learner_scores_what_the_rollout_sampled(make_rank, tiny_model_dir, temp
     assert len(gaps) >= 8 and max(gaps) < 1e-4
 
 
-def test_top_p_gap_is_the_log_of_the_nucleus_mass(make_rank, tiny_model_dir):  # noqa: F811
+def test_top_p_gap_is_the_log_of_the_nucleus_mass(make_rank, tiny_model_dir):
     """top_p < 1: the sampler renormalises over the nucleus, the learner scores the full tempered
     distribution, so rollout log-prob - learner log-prob = -log(nucleus mass) >= 0 per token. This gap
     is left to the asynchronous issue's truncated importance sampling; here it is measured."""
@@ -94,7 +93,7 @@ def test_top_p_gap_is_the_log_of_the_nucleus_mass(make_rank, tiny_model_dir):  #
     assert max(gaps) < -math.log(0.9) + 1e-4  # the nucleus holds at least top_p of it
 
 
-def test_bf16_grpo_step_on_every_role(make_rank, tiny_model_dir, rm_dir):  # noqa: F811
+def test_bf16_grpo_step_on_every_role(make_rank, tiny_model_dir, rm_dir):
     """One GRPO step by hand with the plain classes, rl.*.bf16 everywhere: reward and reference actors
     and the learner (gradient checkpointing on, KL in the loss) hold bfloat16 weights, the loss is
     finite, and the sync ships bfloat16 tensors, half the bytes of fp32. The CPU rollout engine stays

@@ -10,14 +10,7 @@ from empathy_ray.actors.group import ActorGroup, Pending
 from empathy_ray.actors.rollout import RolloutEngine
 from empathy_ray.actors.weight_sync import ObjectStoreSync
 from empathy_ray.config import ConfigError, RolloutConfig, load_config
-from tests.test_learner import (  # noqa: F401 (fixtures)
-    hf_logprobs,
-    hf_model,
-    make_rank,
-    max_diff,
-    process_group,
-    step_items,
-)
+from tests.learner_helpers import hf_logprobs, hf_model, max_diff, step_items
 
 
 def test_adapter_sync_is_the_default_only_where_it_works(tiny_model_dir):
@@ -33,7 +26,7 @@ def test_adapter_sync_is_the_default_only_where_it_works(tiny_model_dir):
         load_config(None, ["rl.sync_lora=adapter"])
 
 
-def test_zero3_gathers_the_whole_adapter_under_peft_names(make_rank, tiny_model_dir):  # noqa: F811
+def test_zero3_gathers_the_whole_adapter_under_peft_names(make_rank, tiny_model_dir):
     """Under ZeRO-3 the adapter's live parameters are shards: the sync gathers them (and only them)."""
     rank = make_rank(lora=True, zero=3)
     rank.train_step(step_items([1.0, -1.0, 0.5, -0.5]))
@@ -59,7 +52,7 @@ def _forget_adapter(engine: RolloutEngine) -> None:
 def test_vllm_worker_takes_only_the_adapter_and_samples_the_learners_policy(
     ray_cluster,
     tiny_model_dir,
-    make_rank,  # noqa: F811
+    make_rank,
 ):
     ray = ray_cluster
     rank = make_rank(lora=True)  # r=4, alpha=8; vLLM rollouts, object store: adapter sync
