@@ -40,7 +40,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "recall and false alarms of the crisis guard on a labelled set",
     ),
     "safety train-classifier": (
-        "empathy_ray.domain.safety_training",
+        "empathy_ray.eval.safety_training",
         "train_main",
         "retrain the crisis guard's learned second opinion (safety_model.json) from the tuning sets",
     ),
@@ -138,7 +138,7 @@ _ARGS = {
     "rank-ui": _eval_args("add_rank_ui_args"),
     "safety eval": lambda p: importlib.import_module("empathy_ray.eval.safety").add_safety_eval_args(p),
     "safety train-classifier": lambda p: importlib.import_module(
-        "empathy_ray.domain.safety_training"
+        "empathy_ray.eval.safety_training"
     ).add_train_args(p),
     "report": _eval_args("add_report_args"),
     "coe check": _coe_check_args,

@@ -11,7 +11,7 @@ import pytest
 from empathy_ray.data.samples import load_sample_posts
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.safety import assess
-from empathy_ray.domain.safety_training import DEFAULT_TRAIN, Settings, load_examples, train, train_main
+from empathy_ray.eval.safety_training import DEFAULT_TRAIN, Settings, load_examples, train, train_main
 from tests.safety_phrases import NEGATIVE, POSITIVE
 
 SET_DIR = Path(__file__).parent / "data" / "safety"

@@ -13,7 +13,7 @@ into character n-grams of length 1..max_order, each hashed (CRC-32, stable acros
 posts are not louder than short ones. The score is the logistic of bias + sum of weights.
 
 The weights live in safety_model.json beside this module (integers, weight x scale), written by
-`empathy-ray safety train-classifier` (safety_training.py) from the tuning sets only, never from the
+`empathy-ray safety train-classifier` (eval/safety_training.py) from the tuning sets only, never from the
 frozen test part. Pure Python and stdlib: no model server, no heavy dependency in the domain layer.
 """
 
@@ -32,7 +32,7 @@ FORMAT = "empathy-ray-safety-ngram-lr/1"
 # The learned opinion is on wherever the rules run (server guard, RL reward term, `safety eval`), and
 # deliberately not a per-deployment switch: the three must judge the same text the same way, the reward
 # has no serve config to read, and a crisis guard that one recipe can weaken is not a floor. To measure
-# or debug the rules alone, call `safety.assess(text, learned=False)`; to retrain, see safety_training.py.
+# or debug the rules alone, call `safety.assess(text, learned=False)`; to retrain, see eval/safety_training.py.
 ENABLED = True
 
 

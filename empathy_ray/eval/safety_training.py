@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import random
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.files import atomic_write_text
 from empathy_ray.domain.safety import assess, canonical_text
+from empathy_ray.eval.safety import load_set
 
 _SET_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "safety"
 DEFAULT_TRAIN = tuple(
@@ -53,29 +53,19 @@ class Settings:
 
 
 def load_examples(path: Path) -> list[tuple[str, int]]:
-    """(raw text, 1 for risk / 0 for none) from one labelled JSONL file; errors name file, line, field."""
+    """(raw text, 1 for risk / 0 for none) from one labelled JSONL file, read and checked by `safety eval`'s
+    reader (errors name file, line, field): a message as it is; a risky conversation's risk turn; every
+    user turn of a benign conversation."""
     if path.name == FROZEN:
         raise ValueError(f"{path}: the frozen test part is never trained on; pass the tuning files")
     examples: list[tuple[str, int]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not valid JSON ({e})") from e
-        label = row.get("label") if isinstance(row, dict) else None
-        if label not in ("risk", "none"):
-            raise ValueError(f"{where}: field 'label': expected 'risk' or 'none', got {label!r}")
-        if "messages" not in row:
-            if not isinstance(row.get("text"), str) or not row["text"].strip():
-                raise ValueError(f"{where}: field 'text': expected a non-empty string")
-            examples.append((row["text"], int(label == "risk")))
-        elif label == "risk":
-            examples.append((row["messages"][row["risk_turn"]]["content"], 1))
+    for item in load_set(path):
+        if not item.messages:
+            examples.append((item.text, int(item.risky)))
+        elif item.risky:
+            examples.append((item.messages[item.risk_turn]["content"], 1))
         else:
-            examples.extend((m["content"], 0) for m in row["messages"] if m.get("role") == "user")
+            examples.extend((m["content"], 0) for m in item.messages if m["role"] == "user")
     return examples
 
 
