@@ -14,17 +14,14 @@ ratios 1:1 and 2:1; ideal speed-ups of k=1 over the synchronous loop are (R + T)
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, fmt, loadavg, machine, stat, target  # noqa: E402
+from benchmarks.common import REPO, fmt, report_one_part, stat, target  # noqa: E402
 
 SIZES = {
     # rollout seconds per step, learner seconds per step (the ratios), steps timed, B, G, workers
@@ -48,7 +45,7 @@ class SimulatedLearner:
         self.w += 1.0
         return {"train/policy_loss": 0.0, "train/kl": 0.0, "train/samples": float(len(items))}
 
-    def weights_for_sync(self) -> dict[str, Any]:
+    def tensors_for_sync(self) -> dict[str, Any]:
         return {"w": self.w.clone()}
 
 
@@ -188,7 +185,6 @@ def _report(s: dict[str, Any], repeats: int, raw: list[dict[str, Any]]) -> dict[
 
 
 def main() -> int:
-    from benchmarks.report import write_report
     from empathy_ray.runtime.process import setup_process
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -197,16 +193,8 @@ def main() -> int:
     ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args()
     setup_process()
-    started = dt.datetime.now()
-    results = {"suite": "async", "size": args.size, "repeats": args.repeats, "machine": machine(),
-               "started": started.isoformat(timespec="seconds"), "loadavg_start": loadavg()}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="er-bench-async-") as tmp:
-        t0, load = time.perf_counter(), loadavg()
-        part = run(args.size, args.repeats, Path(tmp))
-    part |= {"wall_s": time.perf_counter() - t0, "loadavg_before": load, "loadavg_after": loadavg()}
-    results |= {"parts": {"async": part}, "loadavg_end": loadavg(), "wall_s": time.perf_counter() - t0}
-    for p in write_report(results, Path(args.out_dir), f"{started:%Y-%m-%d}-{socket.gethostname()}-async"):
-        print(p)
+    measure = lambda work: run(args.size, args.repeats, work)  # noqa: E731
+    report_one_part("async", "async", args.size, args.repeats, Path(args.out_dir), measure)
     return 0
 
 

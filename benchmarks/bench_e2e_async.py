@@ -19,20 +19,17 @@ paired per round. The first step of every run is a warm-up and is not counted.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_e2e import RULE_REWARD, _overrides, _trl  # noqa: E402
-from benchmarks.common import REPO, fmt, grpo_steps, loadavg, machine, model_dir, stat, target  # noqa: E402
+from benchmarks.common import REPO, fmt, grpo_steps, model_dir, report_one_part, stat, target  # noqa: E402
 
 SIZES = {
     "full": {"prompts_per_step": 4, "group_size": 4, "max_new_tokens": 128},
@@ -178,7 +175,6 @@ def _report(s: dict, size: str, repeats: int, presets: list[str], raw: list[dict
 
 
 def main() -> int:
-    from benchmarks.report import write_report
     from empathy_ray.runtime.process import setup_process
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -189,19 +185,8 @@ def main() -> int:
     ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args()
     setup_process()
-    started = dt.datetime.now()
-    results = {"suite": "e2e-async", "size": args.size, "repeats": args.repeats, "machine": machine(),
-               "started": started.isoformat(timespec="seconds"), "loadavg_start": loadavg()}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="er-bench-e2e-async-") as tmp:
-        work = Path(args.work or tmp)
-        t0, load = time.perf_counter(), loadavg()
-        part = run(args.size, args.repeats, work, args.models.split(","))
-    part |= {"wall_s": time.perf_counter() - t0, "loadavg_before": load, "loadavg_after": loadavg()}
-    results |= {"parts": {"e2e_async": part}, "loadavg_end": loadavg(), "wall_s": time.perf_counter() - t0}
-    for p in write_report(
-        results, Path(args.out_dir), f"{started:%Y-%m-%d}-{socket.gethostname()}-e2e-async"
-    ):
-        print(p)
+    measure = lambda tmp: run(args.size, args.repeats, Path(args.work or tmp), args.models.split(","))  # noqa: E731
+    report_one_part("e2e-async", "e2e_async", args.size, args.repeats, Path(args.out_dir), measure)
     return 0
 
 

@@ -174,3 +174,23 @@ def grpo_steps(
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     return {"start_s": start_s, "history": history, "measured_s": measured_s}
+
+
+def report_one_part(suite: str, part: str, size: str, repeats: int, out_dir: Path, measure) -> None:
+    """A separate script's single part, timed, wrapped in the suite's results (machine, load averages)
+    and written by `report.write_report` as <date>-<host>-<suite>.{json,md,png}; `measure(work)` runs
+    it in a temporary folder and returns the part."""
+    import datetime as dt
+
+    from benchmarks.report import write_report
+
+    started = dt.datetime.now()
+    results = {"suite": suite, "size": size, "repeats": repeats, "machine": machine(),
+               "started": started.isoformat(timespec="seconds"), "loadavg_start": loadavg()}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix=f"er-bench-{suite}-") as tmp:
+        t0, load = time.perf_counter(), loadavg()
+        result = measure(Path(tmp))
+    result |= {"wall_s": time.perf_counter() - t0, "loadavg_before": load, "loadavg_after": loadavg()}
+    results |= {"parts": {part: result}, "loadavg_end": loadavg(), "wall_s": time.perf_counter() - t0}
+    for p in write_report(results, out_dir, f"{started:%Y-%m-%d}-{socket.gethostname()}-{suite}"):
+        print(p)
