@@ -13,7 +13,7 @@ the weights, AdamW's states, DeepSpeed's buffers and the step's activations and 
 own share is peak minus set-up. The first step is a warm-up, timed apart (it allocates AdamW).
 
 Sync bytes: the same learner with LoRA, what `weights_for_sync()` ships (the merged full weights)
-against the PEFT adapter's state dict (what an adapter-only sync would ship), in fp32 and bf16; and
+against what `tensors_for_sync()` ships with rl.sync_lora=adapter (the adapter alone), in fp32 and bf16; and
 both counted from the module shapes of a Qwen2.5-7B-sized model built on the meta device (no
 memory) with the 7B recipe's LoRA rank. Results: benchmarks/results/<date>-<host>-memory.{json,md}.
 """
@@ -119,24 +119,22 @@ def _nbytes(state: dict) -> int:
 
 
 def sync_bytes(model: Path, rank_r: int) -> dict[str, Any]:
-    """Merged vs adapter-only bytes of a LoRA learner on the bench model, fp32 and bf16 (measured)."""
-    from peft import get_peft_model_state_dict
-
+    """Merged vs adapter-only bytes of a LoRA learner on the bench model, fp32 and bf16 (measured): what
+    `weights_for_sync()` (merged sync) and `tensors_for_sync()` with rl.sync_lora=adapter ship."""
     out = {}
     for bf16 in (False, True):
         rank = _learner(
             model,
             ["rl.prompts_per_step=1", "rl.algo.group_size=2", "rl.learner.micro_batch_size=2",
              f"rl.learner.bf16={str(bf16).lower()}", "rl.learner.lora.enabled=true",
-             f"rl.learner.lora.r={rank_r}", f"rl.learner.lora.alpha={2 * rank_r}"],
+             f"rl.learner.lora.r={rank_r}", f"rl.learner.lora.alpha={2 * rank_r}",
+             "rl.rollout.engine=vllm", "rl.sync=object_store", "rl.sync_lora=adapter"],
         )  # fmt: skip
         t0 = time.perf_counter()
         merged = rank.weights_for_sync()
         merge_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        adapter = {
-            k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(rank.engine.module).items()
-        }
+        adapter = rank.tensors_for_sync()
         adapter_s = time.perf_counter() - t0
         out["bf16" if bf16 else "fp32"] = {
             "merged_bytes": _nbytes(merged),
@@ -234,7 +232,7 @@ def _markdown(results: dict[str, Any]) -> str:
     sync = results.get("sync", {})
     if "bench" in sync:
         lines += ["", f"Sync bytes per step, LoRA r={sync['bench']['lora_r']} on the bench model (measured):", "",
-                  "| dtype | merged (what is shipped) | adapter only | ratio | gather+merge s | adapter gather s |",
+                  "| dtype | merged (rl.sync_lora=merged) | adapter (rl.sync_lora=adapter) | ratio | gather+merge s | adapter gather s |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
         for dtype, s in sync["bench"]["by_dtype"].items():
             lines.append(f"| {dtype} | {s['merged_bytes']:,} | {s['adapter_bytes']:,} | "

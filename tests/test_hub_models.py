@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from empathy_ray.modeling.chat import prompt_ids, sft_example
+from empathy_ray.modeling.chat import encode_messages, prompt_ids, sft_example
 from empathy_ray.modeling.generation import Sampling, Vocabulary
 from empathy_ray.modeling.tokenizer import COE_TAGS, add_coe_tokens, fit_embeddings, pad_id
 from tests.hub_models import CHECKPOINT_SAMPLING
@@ -249,8 +249,8 @@ def _free_port() -> int:
 
 def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
     """On one sample file (24 posts, 48 pairs: 3 SFT, 5 RM steps). LoRA SFT and LoRA learner on both; the
-    RM: LoRA on Qwen (then served), full fine-tuning on Llama (its head untied, no pad token). SFT's CoE
-    check: transformers (vLLM loads it next, to roll out)."""
+    RM: LoRA on Qwen, full fine-tuning on Llama (its head untied, no pad token). SFT's CoE check:
+    transformers (vLLM loads it next, to roll out). Both are served at the end."""
     part, samples = {"qwen": "a", "llama": "b"}[kind], Path(__file__).parents[1] / "empathy_ray/data/samples"
     rm_lora = "true" if kind == "qwen" else "false"
     common = [
@@ -286,8 +286,6 @@ def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
         "eval.max_new_tokens=8",
         "eval.bootstrap=10",
     ]
-    if kind != "qwen":
-        return common
     return [*common, "pipeline.serve=true", f"serve.port={_free_port()}", "serve.max_model_len=512"]
 
 
@@ -300,18 +298,28 @@ def _run_pipeline(kind: str, hub_models, tmp_path_factory):
     return run_pipeline(load_config(None, _pipeline_overrides(root, hub_models[kind], kind))), root / "t"
 
 
-@pytest.fixture(scope="module")
-def qwen_run(ray_cluster, hub_models, tmp_path_factory):
-    """The Qwen fixture's pipeline run and one reply of its server through the `openai` client; the
-    server stops at once (a vLLM engine held through the other runs would crowd a 24 GiB machine)."""
+# Qwen: one user turn; Llama: a multi-turn conversation through its header-style template
+SERVED_MESSAGES = {
+    "qwen": [{"role": "user", "content": POSTS[0]}],
+    "llama": [
+        {"role": "user", "content": POSTS[1]},
+        {"role": "assistant", "content": "听起来你们之间现在有点僵，你最在意的是哪一部分？"},
+        {"role": "user", "content": "我怕她觉得是我小气。"},
+    ],
+}
+
+
+def _served_run(kind: str, hub_models, tmp_path_factory):
+    """The fixture's pipeline run and one reply of its server through the `openai` client; the server
+    stops at once (a vLLM engine held through the other runs would crowd a 24 GiB machine)."""
     import openai
     from ray import serve
 
-    summary, run_dir = _run_pipeline("qwen", hub_models, tmp_path_factory)
+    summary, run_dir = _run_pipeline(kind, hub_models, tmp_path_factory)
     try:
         client = openai.OpenAI(base_url=summary["serve"]["url"], api_key="none", max_retries=2, timeout=120)
         reply = client.chat.completions.create(
-            model="empathy-ray", messages=[{"role": "user", "content": POSTS[0]}], max_tokens=12, seed=1
+            model="empathy-ray", messages=SERVED_MESSAGES[kind], max_tokens=12, seed=1
         )
     finally:
         serve.shutdown()
@@ -319,8 +327,13 @@ def qwen_run(ray_cluster, hub_models, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def qwen_run(ray_cluster, hub_models, tmp_path_factory):
+    return _served_run("qwen", hub_models, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def llama_run(ray_cluster, hub_models, tmp_path_factory):
-    return (*_run_pipeline("llama", hub_models, tmp_path_factory), None)
+    return _served_run("llama", hub_models, tmp_path_factory)
 
 
 @pytest.mark.slow
@@ -328,7 +341,7 @@ def llama_run(ray_cluster, hub_models, tmp_path_factory):
 def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models, kind):
     summary, run_dir, _ = request.getfixturevalue(f"{kind}_run")
     src, qwen = hub_models[kind], kind == "qwen"
-    assert summary["run"]["ran"] == ["sft", "rm", "rl", "eval", *(["serve"] if qwen else [])]
+    assert summary["run"]["ran"] == ["sft", "rm", "rl", "eval", "serve"]
     # LoRA SFT and GRPO learner on both (the learner's adapter alone at every sync); RM: LoRA on Qwen, full
     # fine-tuning on Llama
     assert summary["sft"]["lora"] is True and summary["rm"]["lora"] is qwen
@@ -360,16 +373,24 @@ def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models,
 
 
 @pytest.mark.slow
-def test_the_served_foreign_model_answers_through_the_openai_client(qwen_run):
-    """Served on the Qwen fixture only: one server start covers the code both layouts share."""
-    summary, run_dir, reply = qwen_run
+@pytest.mark.parametrize("kind", ["qwen", "llama"])
+def test_the_served_foreign_model_answers_through_the_openai_client(request, hub_models, kind):
+    """The trained policy, served: the prompt is the checkpoint's own template (one bos on Llama, whose
+    template adds it), the reply stops within max_tokens and its CoE part is split out."""
+    summary, run_dir, reply = request.getfixturevalue(f"{kind}_run")
     assert summary["serve"]["running"] is True and summary["serve"]["model_dir"] == str(
         run_dir / "rl" / "model"
     )
     choice = reply.choices[0]
     assert isinstance(choice.message.content, str) and "reasoning_content" in choice.message.model_extra
     assert choice.model_extra["coe"]["valid"] is False  # random weights write no CoE
-    assert 0 < reply.usage.completion_tokens <= 12 and reply.usage.prompt_tokens > 150
+    assert choice.finish_reason in ("stop", "length")
+    tokenizer = AutoTokenizer.from_pretrained(hub_models[kind])
+    ids = encode_messages(tokenizer, SERVED_MESSAGES[kind])
+    assert reply.usage.prompt_tokens == len(ids) > 150
+    if tokenizer.bos_token_id is not None:
+        assert ids.count(tokenizer.bos_token_id) == 1
+    assert 0 < reply.usage.completion_tokens <= 12
 
 
 # -- the learner scores the distribution the rollout sampled from ----------------------------------
