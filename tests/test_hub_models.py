@@ -8,6 +8,7 @@ splits the CoE tags, and a generation_config.json full of sampling defaults the 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import socket
 from pathlib import Path
@@ -430,3 +431,82 @@ def test_learner_logprobs_match_the_rollout_engines_at_its_temperature(hub_model
         )
         gaps[temperature] = gap
     assert max(gaps.values()) < LOGPROB_TOLERANCE[kind], gaps
+
+
+# -- full fine-tuning on a foreign checkpoint ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_on_the_llama_fixture(hub_models):
+    """The pipeline runs above use LoRA for SFT and the learner; this is the full-weight path on the
+    Llama fixture (untied head, no pad token) in bf16: one SFT step (the SFT stage's loss function) and
+    one GRPO learner step. In a process of its own: DeepSpeed keeps the first process group it saw, and
+    the suite's in-process learners make and drop theirs (tests/conftest.py)."""
+    import os
+    import subprocess
+    import sys
+
+    from empathy_ray.runtime.placement import free_port
+
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    env["MASTER_PORT"] = str(port := free_port())
+    code = f"from tests.test_hub_models import full_fine_tuning_check as f; f({str(hub_models['llama'])!r}, {port})"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def full_fine_tuning_check(model_dir: str, port: int) -> None:
+    """The body of the test above, run in a fresh process."""
+    from empathy_ray.actors.learner import LearnerRank
+    from empathy_ray.config import load_config
+    from empathy_ray.train.engine import init_engine
+    from empathy_ray.train.sft import _batch_loss_fn
+    from tests.learner_helpers import rl_config
+
+    src = Path(model_dir)
+    tok, source = AutoTokenizer.from_pretrained(src), load_file(src / "model.safetensors")
+    assert tok.pad_token is None and "lm_head.weight" in source
+    prompts = [prompt_ids(tok, p, 192) for p in POSTS]
+
+    # GRPO learner, every weight trainable: the untied head and the embeddings move, the sync ships the
+    # source's tensor names in bf16
+    rank = LearnerRank(str(src), rl_config(bf16=True), rank=0, world_size=1, seed=0)
+    rank.setup("127.0.0.1", port)
+    assert {p.dtype for p in rank.engine.module.parameters()} == {torch.bfloat16}
+    replies = [
+        tok.encode(r, add_special_tokens=False) for r in ("我在听，你慢慢说。", "好的", "嗯", "先睡吧")
+    ]
+    items = [
+        {
+            "prompt_ids": prompts[i // 2],
+            "response_ids": r + [tok.eos_token_id],
+            "advantage": a,
+            "ref_logprobs": [],
+        }
+        for i, (r, a) in enumerate(zip(replies, (1.0, -1.0, 1.0, -1.0), strict=True))
+    ]
+    stats = rank.train_step(items)
+    assert math.isfinite(stats["train/policy_loss"]) and stats["train/grad_norm"] > 0, stats
+    synced = rank.weights_for_sync()
+    assert set(synced) == set(source) and {t.dtype for t in synced.values()} == {torch.bfloat16}
+    moved = {k for k in source if not torch.equal(synced[k], source[k])}
+    assert {"lm_head.weight", "model.embed_tokens.weight"} <= moved and any("q_proj" in k for k in moved)
+
+    # SFT: the stage's own loss function on a padded batch, full weights in bf16 (no pad token: eos pads)
+    tc = load_config(None, ["sft.bf16=true", "sft.lora.enabled=false", "sft.lr=1e-3"]).sft
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16)
+    engine = init_engine(model, tc, total_steps=2)
+    examples = [
+        sft_example(tok, p, None, a, 192, 16)
+        for p, a in zip(POSTS, ["嗯，我在听。", "先睡一觉吧"], strict=True)
+    ]
+    batch_loss = _batch_loss_fn(engine, tok, torch.Generator())
+    losses = []
+    for _ in range(2):
+        loss, n_tokens = batch_loss(examples)
+        engine.backward(loss)
+        engine.step()
+        losses.append(loss.item())
+    assert n_tokens > 0 and all(math.isfinite(x) for x in losses) and losses[1] < losses[0], losses
+    assert {p.dtype for p in engine.module.parameters()} == {torch.bfloat16}
+    assert not torch.equal(engine.module.lm_head.weight.detach().cpu(), source["lm_head.weight"])
