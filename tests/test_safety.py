@@ -15,7 +15,14 @@ from empathy_ray.domain.safety import (
     harmful_evidence,
     safety_reward,
 )
-from tests.safety_phrases import NEGATIVE, POSITIVE
+from tests.safety_phrases import (
+    ACT_NEGATIVE,
+    ACT_POSITIVE,
+    FRAME_NEGATIVE,
+    FRAME_POSITIVE,
+    NEGATIVE,
+    POSITIVE,
+)
 
 
 def test_case_counts_and_long_posts() -> None:
@@ -319,6 +326,27 @@ def test_time_negation_and_person_frames(text: str, level: str) -> None:
 )
 def test_signal_families(text: str, level: str) -> None:
     assert assess(text).risk_level == level, assess(text)
+
+
+@pytest.mark.parametrize("text", FRAME_NEGATIVE, ids=[text[:12] for text in FRAME_NEGATIVE])
+def test_frames_keep_the_rules_quiet(text: str) -> None:
+    # The rules alone (the learned second opinion is trained on top of them and may only raise).
+    assert assess(text, learned=False) == SafetyAssessment("none")
+
+
+@pytest.mark.parametrize("text", FRAME_POSITIVE, ids=[text[:12] for text in FRAME_POSITIVE])
+def test_frames_do_not_hide_the_writers_own_risk(text: str) -> None:
+    assert assess(text, learned=False).is_risky
+
+
+@pytest.mark.parametrize("text", ACT_POSITIVE, ids=[text[:12] for text in ACT_POSITIVE])
+def test_acts_told_without_crisis_words(text: str) -> None:
+    assert assess(text, learned=False).risk_level == "high", assess(text, learned=False)
+
+
+@pytest.mark.parametrize("text", ACT_NEGATIVE, ids=[text[:12] for text in ACT_NEGATIVE])
+def test_everyday_sentences_in_the_same_words(text: str) -> None:
+    assert assess(text, learned=False) == SafetyAssessment("none")
 
 
 def test_no_rule_matches_empty_text() -> None:

@@ -11,7 +11,19 @@ import pytest
 from empathy_ray.data.samples import load_sample_posts
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.safety import assess
-from empathy_ray.eval.safety_training import DEFAULT_TRAIN, Settings, load_examples, train, train_main
+from empathy_ray.eval.safety_training import (
+    DEFAULT_TRAIN,
+    FROZEN,
+    Case,
+    Settings,
+    cross_validate,
+    load_cases,
+    load_examples,
+    pick_threshold,
+    prepare,
+    train,
+    train_main,
+)
 from tests.safety_phrases import NEGATIVE, POSITIVE
 
 SET_DIR = Path(__file__).parent / "data" / "safety"
@@ -21,14 +33,14 @@ _RANK = {"none": 0, "low": 1, "high": 2}
 def test_training_regenerates_the_shipped_model_byte_for_byte(tmp_path: Path) -> None:
     # Same inputs, same settings -> the same file, in another process and on another day.
     out = tmp_path / "model.json"
-    args = argparse.Namespace(files=[], validate="", out=str(out), threshold=Settings.threshold)
+    args = argparse.Namespace(files=[], out=str(out), threshold=Settings.threshold, cross_validate=False)
     assert train_main(args) == 0
     assert out.read_bytes() == classifier.MODEL_PATH.read_bytes(), (
         "safety_model.json is stale: run `empathy-ray safety train-classifier` and commit the file"
     )
     assert classifier.MODEL_PATH.stat().st_size < 300_000
     provenance = json.loads(out.read_text(encoding="utf-8"))["trained_on"]
-    assert sorted(provenance) == sorted(p.name for p in DEFAULT_TRAIN)  # never test.jsonl nor tune4.jsonl
+    assert sorted(provenance) == sorted(p.name for p in DEFAULT_TRAIN) and FROZEN not in provenance
 
 
 def test_training_is_deterministic_and_the_seed_matters() -> None:
@@ -42,13 +54,50 @@ def test_training_is_deterministic_and_the_seed_matters() -> None:
 
 def test_the_frozen_test_part_is_refused_and_shares_no_text_with_the_extra_examples() -> None:
     with pytest.raises(ValueError, match="frozen test part"):
-        load_examples(SET_DIR / "test.jsonl")
+        load_examples(SET_DIR / FROZEN)
     frozen = {
-        json.loads(line).get("text")
-        for line in (SET_DIR / "test.jsonl").read_text(encoding="utf-8").splitlines()
+        json.loads(line).get("text") for line in (SET_DIR / FROZEN).read_text(encoding="utf-8").splitlines()
     }
     extra = load_examples(SET_DIR / "classifier_extra.jsonl")
-    assert len(extra) == 295 and not frozen & {text for text, _ in extra}
+    extra2 = load_examples(SET_DIR / "classifier_extra2.jsonl")
+    assert (len(extra), len(extra2)) == (295, 440)
+    shared = len(frozen & {text for text, _ in extra + extra2})  # a count: the frozen texts stay unprinted
+    assert shared == 0
+
+
+def test_the_threshold_counts_only_the_false_alarms_the_classifier_adds() -> None:
+    # (label, per text: (rules flag, probability)). The benign row the rules already flag costs the
+    # classifier nothing; the lowest threshold keeping its own alarms within 1 % of 100 benign rows is
+    # just above the highest probability it gives a benign row the rules leave alone, but one.
+    benign = [(False, ((False, 0.10 + i / 1000),)) for i in range(97)]
+    benign += [(False, ((True, 0.99),)), (False, ((False, 0.62),)), (False, ((False, 0.71),))]
+    risky = [(True, ((False, 0.80),))]
+    assert pick_threshold(benign + risky, Settings()) == 0.63
+    assert pick_threshold(benign + risky, Settings(max_added_false_alarms=0.02)) == 0.30
+    assert pick_threshold(benign + risky, Settings(max_added_false_alarms=0.0)) == 0.72
+
+
+def test_cross_validation_chooses_nothing_on_the_held_out_file() -> None:
+    # Flipping every label of the held-out file changes its figures but not the threshold used on it:
+    # the threshold comes from the other files (and the sample posts) only.
+    small = Settings(buckets=1 << 10, epochs=2, folds=2)
+    held = load_cases(SET_DIR / "tune4.jsonl")
+    flipped = [Case(c.id, c.texts, not c.risky) for c in held]
+    others = [
+        prepare(name, load_cases(SET_DIR / name)[:60], small)
+        for name in ("tune3.jsonl", "classifier_extra.jsonl")
+    ]
+    posts = prepare(
+        "posts", [Case(p.id, (p.text,), False) for p in load_sample_posts()[:20] if not p.crisis], small
+    )
+    lines, _ = cross_validate([prepare("held", held, small), *others], posts, small)
+    lines_flipped, _ = cross_validate([prepare("held", flipped, small), *others], posts, small)
+    row, row_flipped = lines[2].split(" | "), lines_flipped[2].split(" | ")
+    assert row[0] == row_flipped[0] == "| held" and row[3] == row_flipped[3]  # the same threshold
+    assert (row[1], row[2]) == ("64", "36") and (row_flipped[1], row_flipped[2]) == ("36", "64")
+    recall, alarms = row[4].split(" / ")
+    assert row_flipped[4] == f"{alarms} / {recall}"  # the rules' flags, read against the flipped labels
+    assert row[6] != row_flipped[6]  # rules + classifier: the figures are the held-out file's own
 
 
 @pytest.mark.parametrize(

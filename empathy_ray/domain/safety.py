@@ -24,9 +24,11 @@ acts, attempts, self-harm acts, veiled ideation), safety_concepts.py the rules t
 concepts meet in one sentence (a chosen time x nobody around, a lethal place x its pull, handing things
 over x an absent future), safety_signals.py the signal families (kinds of statement a crisis-line
 worker listens for - an unnamed act with a resolve or a date, a message meant for after, the writer gone
-and nobody noticing - that fire when two kinds meet). Around every match: negation, a question put to
-someone ("医生问我有没有…"), a person described by a relative clause or a stranger as subject ("想轻生的人",
-"主播说想死"), and a risk placed in the past by a writer who says they are well now ("十年前…现在挺好的").
+and nobody noticing - that fire when two kinds meet). Around every match: negation, a person described by
+a relative clause or a stranger as subject ("想轻生的人", "主播说想死"), a media frame, and the frames in
+safety_frames.py: a question put to someone ("医生问我有没有…"), a professional's how-to about the people
+they serve ("怎么评估病人的自杀风险"), a risk placed in the past by a writer who says they are well now
+("十年前…现在挺好的"), a threat about an exam taken back as a joke.
 `empathy-ray safety eval` measures them on the labelled set in tests/data/safety/ (a frozen test part
 that is never used to tune rules).
 
@@ -45,6 +47,7 @@ from typing import Literal
 from empathy_ray.domain import safety_acts as acts
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain import safety_concepts as concepts
+from empathy_ray.domain import safety_frames as frames
 from empathy_ray.domain import safety_lexicon as lex
 from empathy_ray.domain import safety_signals as signals
 from empathy_ray.domain.safety_text import Normalised
@@ -95,23 +98,30 @@ def _is_negated(prefix: str) -> bool:
     return not lex.DOUBLE_NEGATION_TAIL.search(prefix[:start])
 
 
-def _speaker(prefix: str, after: str = "") -> str:
+def _speaker(prefix: str, after: str = "", earlier: str = "") -> str:
     """Whose risk a match describes: "self" (default, subjects are often dropped), "other", "reported".
-    `after` is the clause text following the match (a relative clause makes it about someone)."""
+    `after` is the clause text following the match (a relative clause makes it about someone), `earlier`
+    the sentence before the clause (a book or poem title there makes "他"/"她" its author or character)."""
     if lex.RELATIVE_PERSON.match(after) and not lex.SELF_DESCRIPTION.search(prefix):
         return "reported"
     if lex.STRANGER.search(prefix):
         return "reported"
-    frames = list(lex.MEDIA_FRAME.finditer(prefix))
-    framed = bool(frames) and "我" not in prefix[frames[-1].end() :]
+    media = list(lex.MEDIA_FRAME.finditer(prefix))
+    framed = bool(media) and not frames.WRITER.search(prefix[media[-1].end() :])
     for subject, speaker in ((lex.REPORTED_SUBJECT, "reported"), (lex.OTHER_SUBJECT, "other")):
         found = subject.search(prefix)
         if found and not lex.LISTENER_TAIL.search(prefix[: found.start()]):
             # "电影里他把遗书撕了": a person inside a media frame is a character, not someone the writer knows.
-            return "reported" if framed and frames[-1].start() < found.start() else speaker
+            if framed and media[-1].start() < found.start():
+                return "reported"
+            before = earlier + prefix[: found.start()]
+            if lex.TITLE.search(before) and lex.PRONOUN.match(found.group()):
+                return "reported"
+            shop = lex.PROFESSIONAL.search(before) and not before.endswith("的")
+            return "reported" if shop and lex.SERVED_GROUP.match(found.group()) else speaker
     if framed:
         # "我的学生在作文里写…": what someone in the writer's life writes is theirs, not a media report.
-        if frames[-1].group() == "作文" and lex.OTHER_SUBJECT.search(prefix[: frames[-1].start()]):
+        if media[-1].group() == "作文" and lex.OTHER_SUBJECT.search(prefix[: media[-1].start()]):
             return "other"
         return "reported"
     return "self"
@@ -120,10 +130,40 @@ def _speaker(prefix: str, after: str = "") -> str:
 def _is_history(text: str, position: int) -> bool:
     """A risk the writer places in the past ("十年前我有过想死的念头") and says they are well from now
     ("现在日子过得挺好的"), with nothing saying it came back."""
-    recovered = lex.RECOVERED.search(text, position)
-    if recovered is None or lex.RELAPSE.search(text):
+    recovered = frames.RECOVERED.search(text, position)
+    if recovered is None or frames.RELAPSE.search(text):
         return False
-    return bool(lex.PAST.search(text[_span_start(text, position, lex.SENTENCE_BREAK) : position]))
+    # The time may come after the risk too: "我自杀未遂是十年前的事了", "I tried at 17".
+    sentence = text[
+        _span_start(text, position, lex.SENTENCE_BREAK) : _span_end(text, position, lex.SENTENCE_BREAK)
+    ]
+    return bool(frames.PAST.search(sentence))
+
+
+def _is_topic(text: str, end: int, prefix: str) -> bool:
+    """The match names a topic (a scene, a course, a text, a quoted word, what clinicians assess), unless
+    the writer owns it ("我脑子里全是…的镜头", "my … scene") or is looking such texts up."""
+    about = frames.ABOUT_TEXT.search(prefix) and frames.TEXT_AFTER.match(text, end)
+    if (frames.TOPIC_NOUN.match(text, end) or about) and not frames.SEARCHING.search(prefix):
+        return not frames.WRITER.search(prefix[-8:])
+    return bool(frames.CLINICAL_VERB.search(prefix) and frames.CLINICAL_NOUN.match(text, end))
+
+
+def _is_not_asserted(text: str, start: int, end: int, prefix: str) -> bool:
+    """The match is negated (before or after it), asked about, a professional's or a text's topic, a joke
+    taken back or a history (safety_frames.py describes each frame)."""
+    if _is_negated(prefix) or frames.NEGATED_AFTER.match(text, end):
+        return True
+    if frames.QUESTION_FRAME.search(prefix) or frames.ASKED_ABOUT_OTHERS.search(prefix):
+        return True
+    if frames.served_quote(text, start - len(prefix), start, end):
+        return True
+    if _is_topic(text, end, prefix):
+        return True
+    joke = frames.JOKE_CONDITION.search(prefix) and frames.JOKE_TAKEN_BACK.match(text, end)
+    if joke or frames.JOKE_IF_AFTER.match(text, end):
+        return True
+    return _is_history(text, start)
 
 
 @dataclass(frozen=True)
@@ -144,10 +184,13 @@ def _find_hits(text: str) -> tuple[list[_Hit], list[_Hit]]:
         if rule.unless is not None and rule.unless.search(text):
             continue
         for match in rule.pattern.finditer(text):
-            prefix = text[_span_start(text, match.start()) : match.start()]
-            if _is_negated(prefix) or lex.QUESTION_FRAME.search(prefix) or _is_history(text, match.start()):
+            clause = _span_start(text, match.start())
+            prefix = text[clause : match.start()]
+            if _is_not_asserted(text, match.start(), match.end(), prefix):
                 continue
-            speaker = _speaker(prefix, text[match.end() : _span_end(text, match.end(), lex.CLAUSE_BREAK)])
+            earlier = text[_span_start(text, clause, lex.SENTENCE_BREAK) : clause]
+            after = text[match.end() : _span_end(text, match.end(), lex.CLAUSE_BREAK)]
+            speaker = _speaker(prefix, after, earlier)
             if speaker == "self":
                 own.append(_Hit(match.start(), match.end(), rule.severity, rule.categories))
             elif speaker == "other":

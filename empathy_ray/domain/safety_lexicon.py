@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from empathy_ray.domain.safety_frames import FIRST_PERSON
+
 IDEATION = "suicidal_ideation"
 SELF_HARM = "self_harm"
 PLAN = "plan_or_means"
@@ -49,6 +51,14 @@ def _rule(
     return Rule(name, severity, categories, re.compile(regex), compiled(context), compiled(unless))
 
 
+# Chores and errands that people say "kill" them: the cause in "V得/到(我)想死" hyperbole. Pain, pressure,
+# scolding or grief as the cause ("痛到想死", "压得我想死", "被骂到想死") is not in it and still fires.
+_CHORE = r"([赶改写排堵挤背刷开练抄]|加班|开会|上班|上课|通勤)"
+_NUISANCE = (
+    r"(project|meeting|class|lecture|exam|test|traffic|commute|weather|homework|assignment|deadline|queue|line"
+    r"|game|match|song|show|heat|presentation|paperwork|group chat)"
+)
+
 # Idioms and fixed expressions that contain a risk word but carry no risk. They are blanked out
 # before the rules run. Only expressions that would otherwise collide with a rule belong here:
 # "累死了" or "笑死我了" match no rule at all and need no entry.
@@ -58,16 +68,26 @@ IDIOMS = re.compile(
             r"死机|死磕|死党|死心塌地|死心|死了这条心|死记硬背|要死要活|死定了|死缠烂打|死皮赖脸",
             r"死马当活马医|死脑筋|死胡同|死板|死守|死撑|死扛|死对头|死要面子",
             r"想死(你|您|他|她|它|ta|宝宝|宝贝)|想死我(了|啦)",  # "想死你了" = "missed you so much"
-            r"(热|冷|饿|困|笑|痒|饱|撑|馋|开心|高兴|尴尬|无聊)(得|的|到)(我)?(想|要)死",  # "热得想死"
+            r"(热|冷|饿|困|笑|痒|饱|撑|馋|开心|高兴|尴尬|无聊|多|忙|吵|挤)(得|的|到)(我)?(想|要)死",  # "热得想死"
+            # An everyday chore as the cause, often repeated: "改ppt改到想死", "meeting开到我想死".
+            _CHORE + r"([^,.!?;。]{0,8}?" + _CHORE + r")?(得|到)(我)?(想|要)死",
+            # English: an everyday thing "makes me want to die", self-reproach "could kill myself for …ing".
+            r"(?<![a-z])(this|that|the) ([a-z]+ )?"
+            + _NUISANCE
+            + r"s? ((literally|honestly|actually) )?(makes|made|is making) me ?想死"
+            r"|(?<![a-z])could ?自杀 ?for [a-z]+ing(?![a-z])",
+            # Any action said twice around its object is a chore too ("搬家搬到想死", "等外卖等到想死"),
+            # but not pain, grief, pressure, illness or living itself ("熬日子熬到想死", "治病治到想死").
+            r"(?![活痛疼哭难怕恨伤累烦苦熬想逼压骂打死被吃治化药病])(?P<act>[\u4e00-\u9fff])[^,.!?;。]{1,8}?(?P=act)(得|到)(我)?(想|要)死",
             r"紫砂(壶|锅|杯|茶|泥|陶|煲)",
-            r"自杀(式|小队|率|案|事件|新闻|预防|干预|热线|研究)|(预防|防止|干预|关于)自杀",
+            r"自杀(式|小队|率|案|事件|新闻|预防|干预|热线|研究)|(预防|防止|干预)自杀",
             r"自残式|自伤式",
             r"(是)?自杀(走的|去世|身亡|离世|死的)|是自杀的(?![念想])",  # how someone died: grief, a report
             r"跳楼(价|机|大甩卖|甩卖|清仓|大减价)",
-            r"一哭二闹三上吊",
+            r"一哭二闹三上吊|寻死觅活|死就死吧(?=哈|lol)",  # "死就死吧哈哈": come what may
             r"轻生活",
             r"消失在(人海|人群)(里|中)?",  # blending into a crowd, a song line
-            r"洗胃的(病人|患者|病例)|洗(完)?胃(之后|以后|后|前)?(要|需要|应该|不能|可以|得)(禁食|吃|喝|注意)",  # care advice
+            r"洗胃的?(病人|患者|病例|流程|步骤|操作|护理)|洗(完)?胃(之后|以后|后|前)?(要|需要|应该|不能|可以|得)(禁食|吃|喝|注意)",  # care advice
         )
     )
 )
@@ -76,26 +96,27 @@ IDIOMS = re.compile(
 # Only fillers may stand between negator and match, so "控制不住想自残" stays positive. "不敢" is not
 # a negation of risk ("不敢自杀" still means the thought is there), hence no "敢" in the fillers.
 _NEG_FILLERS = (
-    r"(?:会|想|要|曾经|曾|再|是|有|过|打算|考虑|愿意|去|真的|动过|产生过|起过|觉得|认为|在|任何|什么)*"
+    r"(?:会|想|要|曾经|曾|再|是|有|过|打算|考虑|愿意|去|真的|动过|产生过|起过|觉得|认为|在|任何|什么"
+    r"| ?(?<![a-z])(?:do|anything|something|to)(?![a-z]) ?)*"  # "i would never do anything to hurt myself"
 )
 NEGATION_TAIL = re.compile(
-    r"(?:并不是|不是|不会|不再|没有|从没有|从没|从来没有|从来没|从来不|从未|并没有|并没|并不|并未|绝不|决不|才不|没|不)"
+    r"(?:谁说(?:我)?|哪有|并不是|不是|不会|不再|没有|从没有|从没|从来没有|从来没|从来不|从未|并没有|并没|并不|并未|绝不|决不|才不|没|不)"
     + _NEG_FILLERS
     + r"$"
 )
 # A negator right after "不是"/"并非" is the second half of a double negation, which affirms:
 # "我不是没想过自杀" is a yes. ("我不是不想活" has a single negator before the match and stays negated.)
-DOUBLE_NEGATION_TAIL = re.compile(r"(?:不是|并非)$")
+DOUBLE_NEGATION_TAIL = re.compile(r"(?:不是|并非|谁说(?:我)?)$")
 
 # Who is the subject of a match? Chinese often drops "我", so no subject means the writer.
 _SUBJECT_FILLERS = (
     r"(?:说过|说|也|又|还|曾经|曾|已经|就|都|总是|总|老是|一直|天天|经常|竟然|居然|要|想|会|在|真的|"
-    r"好像|可能|是|的|临终|生前|留下|写了|写|打算|准备|偷偷|差一点|差点|试图|企图|了|最后|最近|老|胳膊上|手臂上|手腕上|腿上|身上|手上|把|将)*$"
+    r"好像|可能|是|的|临终|生前|留下|写了|写|打算|准备|偷偷|差一点|差点|试图|企图|了|最后|后来|最近|老|胳膊上|手臂上|手腕上|腿上|身上|手上|把|将)*$"
 )
 # Strangers, public figures, fiction and the addressee: a report, not a risk to anyone in the post.
 REPORTED_SUBJECT = re.compile(
     r"(?:有人|别人|网友|路人|某人|明星|艺人|主角|角色|女主|男主|主人公|陌生人|女孩|男孩|女生|男生|女子|男子|"
-    r"少年|少女|姑娘|小伙|老人|你们|你|您|"
+    r"少年|少女|姑娘|小伙|老人|你们|你|您|来电者|"
     # Words said at a deathbed are grief, not a risk: "爸爸临终前交代了后事".
     r"临终前|生前|去世前|过世前|临走前)" + _SUBJECT_FILLERS
 )
@@ -105,6 +126,16 @@ OTHER_SUBJECT = re.compile(
     r"父亲|母亲|奶奶|爷爷|外婆|外公|姥姥|姥爷|老公|老婆|丈夫|妻子|男朋友|女朋友|男友|女友|对象|"
     r"哥哥|姐姐|弟弟|妹妹|亲戚|病人|患者|来访者)" + _SUBJECT_FILLERS
 )
+# A book, film or poem title ("海子的《面朝大海，春暖花开》") earlier in the sentence: "他"/"她" after it is
+# its author or a character ("老师讲了他卧轨的事"), not someone the writer knows.
+TITLE = re.compile(r"《[^》]{1,30}》")
+# A writer who says they work with patients, clients or students ("作为精神科护士") and speaks of them as a
+# group ("夜班最怕病人藏药") talks shop: the group is "reported". "我的学生昨晚说想自杀" stays "other".
+PROFESSIONAL = re.compile(
+    r"(作为|我是)(一名|一个|个)?[^,。]{0,6}(护士|医生|大夫|社工|咨询师|治疗师|老师|班主任|辅导员|志愿者|药剂师)"
+)
+SERVED_GROUP = re.compile(r"(病人|患者|病患|来访者|学生|家属)")
+PRONOUN = re.compile(r"(?:他们|她们|他|她|ta)")
 # A subject right after one of these is the listener, not the speaker ("我跟妈妈说想死"); "其他"/"吉他"
 # are not pronouns.
 LISTENER_TAIL = re.compile(r"(?:告诉|跟|和|对|给|向|让|替|帮|陪|为|问|其|吉)$")
@@ -112,36 +143,21 @@ LISTENER_TAIL = re.compile(r"(?:告诉|跟|和|对|给|向|让|替|帮|陪|为|�
 # unless the writer re-enters the clause with "我" after the frame.
 MEDIA_FRAME = re.compile(
     r"新闻|报道|热搜|电视剧|电影|小说|剧情|剧里|剧中|游戏里|这个游戏|通关|关卡|药理|毒理|动漫|漫画|视频里|歌词|作文|论文|历史|课上|讲到|课文|故事|传说"
-    r"|纪录片|剧本杀|直播间|直播里|综艺|节目|这首歌|歌里|唱的是|》(里|中)"
+    r"|纪录片|剧本杀|直播间|直播里|综艺|节目|这首歌|歌里|唱的是|诗歌|》(里|中)"
 )
 # A stranger, character or public figure anywhere earlier in the clause, with no "我" after it, is the
 # subject ("女主角在结尾选择了投河", "直播间里有人刷屏说想死"); the addressee (你) only right before.
 STRANGER = re.compile(
     r"(?:有人|别人|网友|路人|某人|明星|艺人|主角|角色|女主|男主|主人公|陌生人|志愿者|主播|博主|网红|作者|演员|选手)"
-    r"(?!.*(?:我|自己))"
+    rf"(?!.*{FIRST_PERSON})"
 )
-# "想轻生的人", "服毒自尽的那个": a match that describes a person (a relative clause) is about them.
+# "想轻生的人", "服毒自尽的那个", "有轻生念头的学生": a match that describes a person (a relative clause)
+# is about them.
 RELATIVE_PERSON = re.compile(
-    r"的(?:那个|那些|这些|那位)?(?:人|角色|孩子|学生|患者|病人|群体|青少年|案例|网友|家属|女孩|男孩|女生|男生|姑娘|少年|少女)|的那个"
+    r"(?:念头|想法|倾向|经历|行为|意念|冲动)?的(?:那个|那些|这些|那位)?(?:人|角色|孩子|学生|患者|病人|群体|青少年|案例|网友|家属|女孩|男孩|女生|男生|姑娘|少年|少女)|的那个"
 )
 # ...unless the writer says it of themself ("我就是个想死的人").
 SELF_DESCRIPTION = re.compile(r"我(?:就|也|只|真的)?是(?:个|一个|那个|那种)?[^,.!?;:。]{0,4}$")
-# A question about risk put to someone ("医生问我有没有伤害自己的念头", "问来访者有没有自杀的想法")
-# asks; it asserts nothing.
-QUESTION_FRAME = re.compile(
-    r"(?:问|评估|筛查|了解)[^,.!?;:。]{0,10}(?:有没有|是否|是不是|会不会|有无)[^,.!?;:。]{0,4}$"
-)
-# Time: a risk placed in the past ("十年前", "以前", "那年") by a writer who says they are well now, with no
-# sign that it came back, is a history, not a present crisis.
-PAST = re.compile(
-    r"(?:[0-9]+|[一二三四五六七八九十几两]+)年前|以前|从前|那年|那时|当年|小时候|曾经|过去|那段[^,.!?;:。]{0,6}(?:时候|时间|日子)"
-)
-RECOVERED = re.compile(
-    r"现在[^。]{0,12}(?:好(?:多)?了|挺好|很好|不错|稳定|没有了|不再|停药|康复|走出来)"
-    r"|(?:已经|早就)[^,.!?;:。]{0,6}(?:没有|不再|走出来|康复|痊愈|好了)"
-)
-RELAPSE = re.compile(r"又|复发|回来了|没忍住|破戒|最近|还是会|现在(?:还|也)?(?:会|常|总|想)")
-
 # Clause and sentence boundaries (after NFKC, so full-width punctuation arrives as ASCII).
 CLAUSE_BREAK = re.compile(r"[,.!?;:、。…~()\[\]\"'“”‘’【】「」\n]")
 
@@ -229,7 +245,7 @@ RULES: tuple[Rule, ...] = (
         "join_the_dead",
         "low",
         (IDEATION,),
-        r"(想|要)(早点|早些|快点)?(去)?(陪|找)(他|她|它|ta)(?=[了吧啊呀呢,.。!?;]|$)|想随(他|她)而去",
+        r"(想|要|该)(早点|早些|快点)?(去)?(陪|找)(他|她|它|ta)(?=[了吧啊呀呢,.。!?;]|$)|想随(他|她)而去",
         context=GRIEF.pattern,
     ),
     _rule("join_the_dead_place", "low", (IDEATION,), r"(去|到)(天上|天堂|那边|另一个世界)(陪|找|见)"),
@@ -263,7 +279,7 @@ RULES: tuple[Rule, ...] = (
         "jump",
         "high",
         (PLAN,),
-        r"跳楼|跳(过|了)?(一次|两次)?(河|江|海|湖|桥)|投(河|江)|卧轨|(想|要|准备|打算|差点)(从.{0,8}?)?跳(下去|下楼)"
+        r"跳楼|跳(过|了)?(一次|两次)?(河|江|海|湖|桥)(?![边畔岸堤])|投(河|江)|卧轨|(想|要|准备|打算|差点)(从.{0,8}?)?跳(下去|下楼)"
         r"|(站|坐|爬|蹲|开|走)(在|到|上)?(了)?(天台|楼顶|顶楼|窗台|桥|悬崖|山崖)(的)?(边上|边缘|边|栏杆外|栏杆上|外面|外沿)"
         r"|爬(上|到|过)(了)?(天台|楼顶|窗台|栏杆)",
     ),
@@ -313,7 +329,7 @@ RULES: tuple[Rule, ...] = (
         (FAREWELL,),
         r"遗书|绝笔|(跟|和|向)?(这个)?(世界|人间)(说)?(声|一声)?(告别|再见|道别|永别|对不起|拜拜)|再见了?(这个)?(世界|人间)"
         r"|告别(这个)?(世界|人间)"
-        r"|永别了|下辈子再见|来世再见|下辈子(再)?(做|当)(你们|你)的|(交代|安排|处理)(好)?(了)?(我的)?后事|没有我的日子(里)?(你们|你|大家)?要好好",
+        r"|永别了|下辈子再见|来世再见|下辈子(我)?(再)?(好好)?(做|当)(你们|你)(的)?|下辈子见|来世见|(交代|安排|处理)(好)?(了)?(我的)?后事|没有我的日子(里)?(你们|你|大家)?要好好",
     ),
     _rule(
         "past_attempt",

@@ -43,6 +43,8 @@ CORE_WORDS: tuple[CoreWord, ...] = (
     CoreWord("烧炭"),
 )
 
+_SEEN = r"(?: (?:that )?(?:im|i am|i was|ive been|i) (?:just )?(?:reading|watching|listening to|read|watched|finished|saw))?"
+
 # English / Cantonese -> Chinese concept, longest phrasing first. Apostrophes are already dropped by
 # normalisation ("don't" arrives as "dont"), and one space separates Latin words.
 GLOSS: tuple[tuple[str, str], ...] = (
@@ -60,6 +62,21 @@ GLOSS: tuple[tuple[str, str], ...] = (
         "等她看到的时候我已经不在了",
     ),
     (r"(?:a )?note for", "一封信给"),
+    # Media and fiction frames (safety.py treats people inside them as characters, not the writer); "the
+    # novel I'm reading" is one frame, the writer who reads it is not its subject.
+    (r"(?:novels?|(?:a|the|this|that) (?:book|story|short story|memoir|fanfic))" + _SEEN, "小说"),
+    (r"(?:movies?|films?)" + _SEEN, "电影"),
+    (r"(?:(?:a|the|this|that) (?:tv )?(?:show|series|drama)|podcasts?)" + _SEEN, "节目"),
+    (r"documentar(?:y|ies)" + _SEEN, "纪录片"),
+    (r"(?:the )?(?:news|articles?|headlines?|newspapers?)" + _SEEN, "新闻"),
+    (r"(?:song|lyrics)" + _SEEN, "歌词"),
+    (r"(?:poems?|poetry)" + _SEEN, "诗歌"),
+    (r"in (?:english |history |literature |psychology )?class", "课上"),
+    (
+        r"(?:the|this|that) (?:main character|character|protagonist|narrator|heroine|hero)|protagonists?|narrators?",
+        "主角",
+    ),
+    (r"do (?:the )?same(?: thing)?|do (?:that|it) too|do what (?:she|he|they) did", "那样做"),  # imitation
     (r"wake up", "醒来"),
     # Time words for the past-and-recovered check in safety.py.
     (r"(?:(?:[0-9]+|a few|a couple of|many|some|two|three|five|ten) )?years ago", "几年前"),
@@ -93,7 +110,7 @@ GLOSS: tuple[tuple[str, str], ...] = (
         r"kill(?:ing|ed|s)? (?:her|him|them)sel(?:f|ves)|end(?:ing|ed|s)? (?:her|his|their) (?:own )?life",
         "自杀",
     ),
-    (r"hang(?:ing)? myself", "上吊"),
+    (r"hang(?:ing)? myself|hang(?:ed|s)? (?:him|her|them)sel(?:f|ves)", "上吊"),
     (
         r"self ?harm(?:ing)?|cut(?:ting)? myself|hurt(?:ing)? myself|harm(?:ing)? myself|burn(?:ing)? myself",
         "自残",
@@ -131,7 +148,7 @@ GLOSS: tuple[tuple[str, str], ...] = (
     (r"she", "她"),
     (r"he", "他"),
     (
-        r"(?:want|wants|wanted|wanna|wish|wishing|would like) to|feel(?:ing)? like|felt like"
+        r"(?:want|wants|wanted|wanting|wanna|wish|wishing|would like) to|feel(?:ing)? like|felt like"
         r"|(?:thinking|think|thought) (?:about|of)",
         "想",
     ),
@@ -147,7 +164,22 @@ GLOSS: tuple[tuple[str, str], ...] = (
     (r"cut", "割"),
     # Cantonese: 唔 = 不, 落去 = 下去 ("唔想再活落去"), 咗 = 了, 冇 = 没有, 谂 = 想, 听晚 = 明晚,
     # 送晒俾人 = 全送给别人, 啲嘢 = 的东西, 唔使 = 不用.
+    # Internet shorthand: "unalive", "SH" (self-harm), "zs的念头" (自杀), "去tt" (天台).
+    (r"unalive(?: (?:my|your)sel(?:f|ves))?", "自杀"),
+    (r"googl(?:e|ing|ed)", "搜"),
+    (r"(?:a )?burden", "累赘"),
+    (r"life is (?:meaningless|pointless)", "活着没意义"),
+    (r"sh(?= ?又来了(?:[,.!?;。]|$)|的(?:念头|冲动))", "自残"),
+    (r"zs(?=的(?:念头|想法|冲动))", "自杀"),  # bare "想zs" stays ambiguous (早睡), see CORE_WORDS
+    (r"(?<=[去上到])tt", "天台"),
+    (r"(?:it was )?nice knowing (?:some of )?(?:you|yall|you all|everyone)", "永别了"),
+    (r"(?:dont|do not) see (?:a|any) point in (?:waking up|living|going on)", "活着没意义"),
     (r"唔使", "不用"),
+    (r"唔好", "不要"),
+    (r"你哋", "你们"),
+    (r"咁耐", "这么久"),
+    (r"搵", "找"),
+    (r"(?<=我的)od|od(?= ?(?:了|又|过))", "吃药过量"),  # "我的OD又来了": an overdose
     (r"佢哋", "他们"),
     (r"好啲", "更好"),
     (r"\U00020779", "割"),  # 𠝹, Cantonese "to cut"

@@ -3,14 +3,24 @@
 Reproducible on purpose: a fixed seed, a fixed number of passes, pure-Python float arithmetic and
 integer weights in a sorted-key file, so the same inputs give a byte-identical model file (the command
 prints its SHA-256; run it twice to check). Trains ONLY on the tuning files (tests/data/safety/tune*.jsonl
-except the validation file, plus our own extra examples); the frozen test part is refused.
+plus our own extra examples); the frozen test part is refused.
 
 Training examples from a JSONL set (tests/data/safety/README.md): a message row is one example; a risky
 conversation gives its risk turn as a positive (its other turns are unlabelled and left out); a benign
 conversation gives every user turn as a negative. The two classes are weighted to count equally.
-With `--validate FILE` the command prints, per threshold, the recall and false-alarm rate on that file's
-messages of the classifier alone and of rules + classifier, which is how the shipped threshold and
-n-gram settings were chosen (tune4.jsonl, never trained on).
+
+`--cross-validate` measures how the learned opinion carries to phrasings it has not seen: for each
+training file F it trains on the other files only, chooses the threshold on them only (below), and prints
+the recall and false alarms on F of the rules alone, the classifier alone and both together, counted per
+row as `empathy-ray safety eval` counts them. The rules were tuned on most of these files, so their own
+figures there are optimistic; the classifier's are not. It ends with the threshold for the shipped model,
+chosen the same way from all files, which is `Settings.threshold`.
+
+Threshold rule: the lowest probability (0.30-0.99 in steps of 0.01) at which the classifier adds false
+alarms (benign rows the rules leave alone that it flags) to at most 1 % of the benign rows and to none of
+the shipped sample posts that are not crisis posts (ordinary distress, never trained on). The rows are
+scored out of fold (5 folds by the CRC-32 of the row id, each scored by a model trained on the other four),
+the sample posts by the model trained on everything.
 """
 
 from __future__ import annotations
@@ -19,10 +29,12 @@ import argparse
 import hashlib
 import math
 import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from empathy_ray.data.samples import load_sample_posts
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.files import atomic_write_text
 from empathy_ray.domain.safety import assess, canonical_text
@@ -30,49 +42,81 @@ from empathy_ray.eval.safety import load_set
 
 _SET_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "safety"
 DEFAULT_TRAIN = tuple(
-    _SET_DIR / f for f in ("tune.jsonl", "tune2.jsonl", "tune3.jsonl", "classifier_extra.jsonl")
+    _SET_DIR / f
+    for f in (
+        "tune.jsonl",
+        "tune2.jsonl",
+        "tune3.jsonl",
+        "tune4.jsonl",
+        "tune5.jsonl",
+        "tune6.jsonl",
+        "classifier_extra.jsonl",
+        "classifier_extra2.jsonl",
+    )
 )
-DEFAULT_VALIDATE = _SET_DIR / "tune4.jsonl"
 FROZEN = "test.jsonl"
+SAMPLES = "sample posts"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that decides the model file besides the data, chosen on the blind tune4.jsonl: n-gram
-    length and buckets by the classifier's ranking there (AUC 0.98 with 1-4-grams in 2^16 buckets), the
-    threshold as the lowest on the sweep with no false alarm on tune4's negatives nor on the sample posts
-    (ordinary distress; at 0.80 two of them fired)."""
+    """Everything that decides the model file besides the data, chosen by leave-one-file-out validation
+    (`--cross-validate`, figures in tests/data/safety/README.md): 1-4-grams in 2^16 buckets with the
+    concept tokens and a light L2 caught more held-out rows at the same false-alarm budget than 1-5-grams,
+    stronger L2 (0.01-0.1, which ranks rows well but flattens the probabilities of new phrasings),
+    sentence-by-sentence maxima or extra weight on the rows the rules miss. `threshold` is the one
+    `--cross-validate` reports for the shipped files; rerun it after changing the data or the rules."""
 
     max_order: int = 4
     buckets: int = 1 << 16
     epochs: int = 30
     learning_rate: float = 2.0  # divided by (1 + epoch): big early steps, settled late ones
+    l2: float = 0.001  # shrinks the weights an example touches: fewer, broader cues, calmer probabilities
     seed: int = 13
-    threshold: float = 0.85
+    threshold: float = 0.86
     scale: int = 1000  # weights are stored as round(weight * scale)
+    max_added_false_alarms: float = 0.01
+    folds: int = 5  # for the threshold: rows go to folds by the CRC-32 of their id
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled row as the guard is scored on it: flagged when any of `texts` is flagged."""
+
+    id: str
+    texts: tuple[str, ...]
+    risky: bool
+
+
+def load_cases(path: Path) -> list[Case]:
+    """The rows of one labelled JSONL file, read and checked by `safety eval`'s reader (errors name file,
+    line, field): a message as it is; a risky conversation's risk turn; every user turn of a benign one."""
+    if path.name == FROZEN:
+        raise ValueError(f"{path}: the frozen test part is never trained on; pass the tuning files")
+    cases = []
+    for item in load_set(path):
+        if not item.messages:
+            cases.append(Case(item.id, (item.text,), item.risky))
+        elif item.risky:
+            cases.append(Case(item.id, (item.messages[item.risk_turn]["content"],), True))
+        else:
+            users = tuple(m["content"] for m in item.messages if m["role"] == "user")
+            cases.append(Case(item.id, users, False))
+    return cases
 
 
 def load_examples(path: Path) -> list[tuple[str, int]]:
-    """(raw text, 1 for risk / 0 for none) from one labelled JSONL file, read and checked by `safety eval`'s
-    reader (errors name file, line, field): a message as it is; a risky conversation's risk turn; every
-    user turn of a benign conversation."""
-    if path.name == FROZEN:
-        raise ValueError(f"{path}: the frozen test part is never trained on; pass the tuning files")
-    examples: list[tuple[str, int]] = []
-    for item in load_set(path):
-        if not item.messages:
-            examples.append((item.text, int(item.risky)))
-        elif item.risky:
-            examples.append((item.messages[item.risk_turn]["content"], 1))
-        else:
-            examples.extend((m["content"], 0) for m in item.messages if m["role"] == "user")
-    return examples
+    """(raw text, 1 for risk / 0 for none): every text of every case of one file."""
+    return [(text, int(case.risky)) for case in load_cases(path) for text in case.texts]
 
 
 def train(examples: Sequence[tuple[str, int]], settings: Settings) -> classifier.NgramModel:
-    """Class-weighted logistic regression by seeded SGD over the examples' canonical text."""
+    """Class-weighted, L2-regularised logistic regression by seeded SGD over the canonical texts."""
     empty = classifier.NgramModel(settings.max_order, settings.buckets, 0.0, (), settings.threshold)
-    data = [(empty.features(canonical_text(text)), label) for text, label in examples]
+    return _fit([(empty.features(canonical_text(text)), label) for text, label in examples], settings)
+
+
+def _fit(data: Sequence[tuple[dict[int, float], int]], settings: Settings) -> classifier.NgramModel:
     positives = sum(label for _, label in data)
     if not 0 < positives < len(data):
         raise ValueError("train: need both risky and benign examples")
@@ -89,7 +133,7 @@ def train(examples: Sequence[tuple[str, int]], settings: Settings) -> classifier
             z = bias + sum(weights[b] * v for b, v in features.items())
             error = (1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z)))) - label) * class_weight[label]
             for b, v in features.items():
-                weights[b] -= rate * error * v
+                weights[b] -= rate * (error * v + settings.l2 * weights[b])
             bias -= rate * error
     # Round through the file's integer form, so the model measured here is the model shipped.
     return classifier.NgramModel(
@@ -101,53 +145,147 @@ def train(examples: Sequence[tuple[str, int]], settings: Settings) -> classifier
     )
 
 
-def sweep(model: classifier.NgramModel, examples: Sequence[tuple[str, int]]) -> list[str]:
-    """Lines of (threshold, recall / false alarms of the classifier alone, and of rules + classifier)."""
-    rows = [
-        (model.probability(canonical_text(text)), assess(text, learned=False).is_risky, label)
-        for text, label in examples
+@dataclass(frozen=True)
+class Part:
+    """One file made ready once for many folds: per case its fold and, per text, features and rules' flag."""
+
+    name: str
+    cases: tuple[tuple[int, bool, tuple[tuple[dict[int, float], bool], ...]], ...]
+
+    def data(self, skip_fold: int = -1) -> list[tuple[dict[int, float], int]]:
+        """Training pairs of every case outside `skip_fold`."""
+        return [(f, int(risky)) for fold, risky, texts in self.cases if fold != skip_fold for f, _ in texts]
+
+
+def prepare(name: str, cases: Sequence[Case], settings: Settings) -> Part:
+    """Features, rules' flags and folds of one file's cases, computed once for every fold that uses them."""
+    empty = classifier.NgramModel(settings.max_order, settings.buckets, 0.0, (), settings.threshold)
+    return Part(
+        name,
+        tuple(
+            (
+                zlib.crc32(case.id.encode("utf-8")) % settings.folds,
+                case.risky,
+                tuple(
+                    (empty.features(canonical_text(t)), assess(t, learned=False).is_risky) for t in case.texts
+                ),
+            )
+            for case in cases
+        ),
+    )
+
+
+# A scored case: its label and, per text, (the rules' flag, the classifier's probability).
+Scored = tuple[bool, tuple[tuple[bool, float], ...]]
+
+
+def _score(model: classifier.NgramModel, part: Part, fold: int = -1) -> list[Scored]:
+    """Every case of `part` (only those of `fold` when given) scored by `model`."""
+    return [
+        (risky, tuple((rule, model.score(f)) for f, rule in texts))
+        for case_fold, risky, texts in part.cases
+        if fold in (-1, case_fold)
     ]
-    positives = sum(label for *_, label in rows) or 1
-    negatives = (len(rows) - sum(label for *_, label in rows)) or 1
-    lines = ["threshold | alone recall | alone false alarms | rules+clf recall | rules+clf false alarms"]
-    for threshold in [t / 100 for t in range(50, 100, 5)]:
-        alone = [(p >= threshold, label) for p, _, label in rows]
-        both = [(p >= threshold or rule, label) for p, rule, label in rows]
+
+
+def _flagged(case: Scored, threshold: float, rules: bool, learned: bool) -> bool:
+    return any((rules and rule) or (learned and p >= threshold) for rule, p in case[1])
+
+
+def _added_false_alarms(scored: Sequence[Scored], threshold: float) -> float:
+    """Share of benign cases that the classifier flags and the rules leave alone."""
+    benign = [c for c in scored if not c[0]]
+    added = sum(
+        _flagged(c, threshold, False, True) and not _flagged(c, threshold, True, False) for c in benign
+    )
+    return added / max(1, len(benign))
+
+
+def pick_threshold(scored: Sequence[Scored], settings: Settings, quiet: Sequence[Scored] = ()) -> float:
+    """The lowest threshold on the grid whose added false alarms on `scored` stay within the budget and
+    that adds none on `quiet` (module docstring)."""
+    grid = [t / 100 for t in range(30, 100)]
+    return next(
+        (
+            t
+            for t in grid
+            if _added_false_alarms(scored, t) <= settings.max_added_false_alarms
+            and _added_false_alarms(quiet, t) == 0.0
+        ),
+        grid[-1],
+    )
+
+
+def _threshold(parts: Sequence[Part], samples: Part, model: classifier.NgramModel, s: Settings) -> float:
+    """The threshold for `model` (trained on all `parts`) from the parts' k-fold out-of-fold scores."""
+    pooled: list[Scored] = []
+    for fold in range(s.folds):
+        fold_model = _fit([d for p in parts for d in p.data(skip_fold=fold)], s)
+        pooled += [case for p in parts for case in _score(fold_model, p, fold)]
+    posts = _score(model, samples)
+    return pick_threshold(pooled + posts, s, quiet=posts)
+
+
+def cross_validate(parts: Sequence[Part], samples: Part, settings: Settings) -> tuple[list[str], float]:
+    """Leave-one-file-out table lines and the threshold for a model trained on every part."""
+    lines = [
+        "| held-out file | risky | benign | threshold | rules recall / FA | classifier alone recall / FA "
+        "| rules+classifier recall / FA | sample posts added FA |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for held in parts:
+        others = [p for p in parts if p is not held]
+        model = _fit([d for p in others for d in p.data()], settings)
+        threshold = _threshold(others, samples, model, settings)
+        scored = _score(model, held)
+        cells = [_rates(scored, threshold, r, c) for r, c in ((True, False), (False, True), (True, True))]
         lines.append(
-            f"{threshold:.2f} | {_rate(alone, 1) / positives:.1%} | {_rate(alone, 0) / negatives:.1%} | "
-            f"{_rate(both, 1) / positives:.1%} | {_rate(both, 0) / negatives:.1%}"
+            f"| {held.name} | {sum(c[0] for c in scored)} | {sum(not c[0] for c in scored)} | {threshold:.2f} | "
+            + " | ".join(cells)
+            + f" | {_added_false_alarms(_score(model, samples), threshold):.1%} |"
         )
-    return lines
+    full = _fit([d for p in parts for d in p.data()], settings)
+    return lines, _threshold(parts, samples, full, settings)
 
 
-def _rate(pairs: list[tuple[bool, int]], label: int) -> int:
-    return sum(flag for flag, y in pairs if y == label)
+def _rates(scored: Sequence[Scored], threshold: float, rules: bool, learned: bool) -> str:
+    hits = [(c[0], _flagged(c, threshold, rules, learned)) for c in scored]
+    positives = [f for risky, f in hits if risky]
+    negatives = [f for risky, f in hits if not risky]
+    return f"{sum(positives) / max(1, len(positives)):.1%} / {sum(negatives) / max(1, len(negatives)):.1%}"
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "files", nargs="*", help="labelled tuning JSONL files (default: tune, tune2, tune3, classifier_extra)"
-    )
-    p.add_argument(
-        "--validate", default=str(DEFAULT_VALIDATE), help="blind file for the threshold sweep ('' for none)"
+        "files",
+        nargs="*",
+        help="labelled tuning JSONL files (default: " + ", ".join(f.name for f in DEFAULT_TRAIN) + ")",
     )
     p.add_argument("--out", default=str(classifier.MODEL_PATH), help="model file to write")
     p.add_argument(
         "--threshold", type=float, default=Settings.threshold, help="probability that counts as risky"
     )
+    p.add_argument(
+        "--cross-validate",
+        action="store_true",
+        help="print leave-one-file-out recall and false alarms and the threshold chosen from all files",
+    )
 
 
 def train_main(args: argparse.Namespace) -> int:
-    """Train, write the model file, print its size and SHA-256 and (with --validate) the sweep."""
+    """Train, write the model file, print its size and SHA-256 and (with --cross-validate) the table."""
     paths = [Path(f) for f in args.files] or list(DEFAULT_TRAIN)
     settings = Settings(threshold=args.threshold)
     try:
         if not 0.0 < settings.threshold < 1.0:
             raise ValueError(f"--threshold: expected a probability in (0, 1), got {settings.threshold}")
-        examples = [example for path in paths for example in load_examples(path)]
+        if args.cross_validate and len(paths) < 2:
+            raise ValueError("--cross-validate: needs at least two files (each is held out in turn)")
+        named = [(path, load_cases(path)) for path in paths]
     except (OSError, ValueError) as e:
         print(f"error: {e}")
         return 2
+    examples = [(t, int(case.risky)) for _, cases in named for case in cases for t in case.texts]
     model = train(examples, settings)
     provenance = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in paths}
     text = model.to_json(settings.scale, provenance)
@@ -155,8 +293,15 @@ def train_main(args: argparse.Namespace) -> int:
     atomic_write_text(out, text)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     print(f"wrote {out} ({len(text.encode('utf-8'))} bytes, sha256 {digest}) from {len(examples)} examples")
-    if args.validate:
-        validation = load_examples(Path(args.validate))
-        print(f"\nblind validation on {args.validate} ({len(validation)} messages):")
-        print("\n".join(sweep(model, validation)))
+    if args.cross_validate:
+        parts = [prepare(path.name, cases, settings) for path, cases in named]
+        posts = [Case(post.id, (post.text,), False) for post in load_sample_posts() if not post.crisis]
+        lines, threshold = cross_validate(parts, prepare(SAMPLES, posts, settings), settings)
+        print(
+            "\nleave-one-file-out validation (threshold chosen without the held-out file; FA = false alarms):"
+        )
+        print("\n".join(lines))
+        print(
+            f"\nthreshold from all files' out-of-fold scores: {threshold:.2f} (this model: {settings.threshold})"
+        )
     return 0
