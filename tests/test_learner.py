@@ -119,8 +119,13 @@ def test_token_budget_gives_the_gradient_of_one_batch(make_rank, agg):
 
     assert three["train/pg_loss"] == pytest.approx(one["train/pg_loss"], rel=1e-5)
     assert three["train/grad_norm"] == pytest.approx(one["train/grad_norm"], rel=1e-4)
+    # Adam's first step moves each weight by about lr * g / (|g| + eps): the same for both splits wherever
+    # the gradients agree, but for entries whose gradient is float noise near eps (1e-8) a different
+    # summation order moves it by a different fraction of lr (7.5e-6 = 0.0075 lr on one CPU). A wrong
+    # sign or a missing micro-batch moves entries by up to 2 lr, far above this bound.
+    lr = whole.cfg.learner.lr
     w_one, w_three = whole.weights_for_sync(), split.weights_for_sync()
-    assert max(float((w_one[k] - w_three[k]).abs().max()) for k in w_one) < 1e-6
+    assert max(float((w_one[k] - w_three[k]).abs().max()) for k in w_one) < 0.05 * lr
 
 
 def test_zero3_models_are_created_partitioned(make_rank, tiny_model_dir):
