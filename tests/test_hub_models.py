@@ -250,8 +250,8 @@ def _free_port() -> int:
 
 def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
     """On one sample file (24 posts, 48 pairs: 3 SFT, 5 RM steps). LoRA SFT and LoRA learner on both; the
-    RM: LoRA on Qwen, full fine-tuning on Llama (its head untied, no pad token). SFT's CoE check:
-    transformers (vLLM loads it next, to roll out). Both are served at the end."""
+    RM: LoRA on Qwen, full fine-tuning on Llama (its head untied, no pad token). SFT's CoE check and eval:
+    transformers (vLLM loads the SFT model to roll out and the export to serve). Both are served at the end."""
     part, samples = {"qwen": "a", "llama": "b"}[kind], Path(__file__).parents[1] / "empathy_ray/data/samples"
     rm_lora = "true" if kind == "qwen" else "false"
     common = [
@@ -283,6 +283,9 @@ def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
         "rl.checkpoint_every=0",
         "rl.eval_prompts=0",
         "pipeline.eval=true",
+        # eval generates for three models (base, SFT, RL): with vLLM that is three engine starts, ~36 s
+        # a run; vLLM already loads these checkpoints for the rollouts (SFT) and the server (the export)
+        "eval.engine=transformers",
         "eval.max_posts=2",
         "eval.max_new_tokens=8",
         "eval.bootstrap=10",

@@ -16,7 +16,7 @@ from empathy_ray.eval.safety import SafetySetError, load_set
 
 SET_DIR = Path(__file__).parent / "data" / "safety"
 TUNE, TEST = SET_DIR / "tune.jsonl", SET_DIR / "test.jsonl"
-LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in (3, 4, 5, 6))
+LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 10))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -56,10 +56,12 @@ def test_set_size_and_split() -> None:
 # false alarms; after the first round: 79.8 %, 4.9 %; after the signal families: 81.9 %, 3.3 %; with the
 # learned second opinion, safety_classifier.py, trained on the tuning files only: 89.4 %, 3.3 %; after the
 # rules were tuned on the blind tune5/tune6 and the classifier got concept features, L2 and a
-# cross-validated threshold: 86.2 %, 1.6 % - the rules alone 81.9 %, 1.6 %). Recall falls short of the
-# standard (1.0), so the command exits 1; a rule or model change that moves them must update these lines.
+# cross-validated threshold: 86.2 %, 1.6 %; after tune7/tune8: 86.2 %, 1.6 %, the rules alone 83.0 %; after
+# tune9: 84.0 %, 1.6 % - the rules alone 84.0 %, the classifier's cross-validated threshold rose from 0.88 to
+# 0.90 and it adds no frozen case). Recall falls short of the standard (1.0), so the command exits 1; a rule
+# or model change that moves them must update these lines.
 TEST_OVERALL = (
-    "| **overall** | positive | 94 | 81 | 86.2% |  |",
+    "| **overall** | positive | 94 | 79 | 84.0% |  |",
     "| **overall** | negative | 61 | 1 |  | 1.6% |",
 )
 
@@ -72,10 +74,10 @@ def test_safety_eval_on_the_frozen_test_part(capsys: pytest.CaptureFixture[str])
     assert "| english | positive | 8 | 8 | 100.0% |  |" in out
     assert "| conversation | positive | 6 | 6 | 100.0% |  |" in out
     assert "| idiom | negative | 8 | 0 |  | 0.0% |" in out
-    assert "| passive_veiled | positive | 7 | 6 | 85.7% |  |" in out  # 5 of 7 by the rules alone
-    assert "FAIL: recall 86.2% < serve.safety.min_recall 100.0%" in out
+    assert "| passive_veiled | positive | 7 | 5 | 71.4% |  |" in out
+    assert "FAIL: recall 84.0% < serve.safety.min_recall 100.0%" in out
     assert "misses:" not in out  # never print the test part's misses unless asked
-    relaxed = ["serve.safety.min_recall=0.86", "serve.safety.max_false_alarm_rate=0.02"]
+    relaxed = ["serve.safety.min_recall=0.84", "serve.safety.max_false_alarm_rate=0.02"]
     assert main(["safety", "eval", str(TEST), *relaxed]) == 0
     assert "test.jsonl: PASS" in capsys.readouterr().out
 
@@ -86,37 +88,44 @@ def test_safety_eval_reports_both_parts_by_default(capsys: pytest.CaptureFixture
     assert "tune.jsonl (207 items)" in out and "test.jsonl (155 items)" in out
     assert "tune2.jsonl (604 items)" in out
     assert "| **overall** | positive | 126 | 126 | 100.0% |  |" in out  # the tuning parts
-    assert "| **overall** | positive | 405 | 396 | 97.8% |  |" in out  # rules alone: 389, 96.0 %
+    assert "| **overall** | positive | 405 | 393 | 97.0% |  |" in out  # rules alone: 389, 96.0 %
     assert "| **overall** | negative | 81 | 0 |  | 0.0% |" in out
 
 
-def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # tune3..tune6 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
-    # recall, 12.6 % false alarms; tune4: 64.1 %, 8.3 %; tune5: 69.0 %, 17.1 %; tune6: 52.5 %, 10.4 %, both
-    # written by sessions that had read neither the rules nor the other sets); they are tuning data now,
-    # never a test figure, and the classifier trains on all of them.
+def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
     test_texts = {r.get("text") for r in _rows(TEST)}
     for path, rows in ((path, _rows(path)) for path in LATER_TUNING):
         assert all(r["split"] == "tune" for r in rows), path
         assert len({r["id"] for r in rows}) == len(rows), path
         assert not test_texts & {r.get("text") for r in rows if r["type"] == "message"}, path
-    assert main(["safety", "eval", *map(str, LATER_TUNING[:2])]) == 0
+
+
+# tune3..tune9 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
+# recall, 12.6 % false alarms; tune4: 64.1 %, 8.3 %; tune5: 69.0 %, 17.1 %; tune6: 52.5 %, 10.4 %; tune7:
+# 62.7 %, 10.3 %; tune8: 54.0 %, 7.4 %; tune9 after the tune7/tune8 round: 70.7 %, 13.2 %; tune5 to tune9
+# written by sessions that had read neither the rules nor the other sets). They are tuning data now, never
+# a test figure, and the classifier trains on all of them: these are fitted figures, and even so the guard
+# misses some (the command says FAIL, exit 1). tune9's false alarms are hyperbole and a retraction the
+# guard does not accept (tests/data/safety/README.md).
+@pytest.mark.parametrize(
+    ("name", "positives", "negatives", "code"),
+    [
+        ("tune3", "| 166 | 166 | 100.0% |  |", "| 95 | 0 |  | 0.0% |", 0),
+        ("tune4", "| 64 | 64 | 100.0% |  |", "| 36 | 0 |  | 0.0% |", 0),  # rules alone: 63
+        ("tune5", "| 142 | 135 | 95.1% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
+        ("tune6", "| 139 | 126 | 90.6% |  |", "| 67 | 2 |  | 3.0% |", 1),  # rules alone: 109
+        ("tune7", "| 150 | 135 | 90.0% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 106
+        ("tune8", "| 150 | 139 | 92.7% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 112
+        ("tune9", "| 150 | 128 | 85.3% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
+    ],
+)
+def test_later_tuning_sets_after_tuning_on_them(
+    name: str, positives: str, negatives: str, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["safety", "eval", str(SET_DIR / f"{name}.jsonl")]) == code
     out = capsys.readouterr().out
-    assert "tune3.jsonl (261 items)" in out and "tune4.jsonl (100 items)" in out
-    assert "| **overall** | positive | 166 | 166 | 100.0% |  |" in out
-    assert "| **overall** | negative | 95 | 0 |  | 0.0% |" in out
-    assert "| **overall** | positive | 64 | 64 | 100.0% |  |" in out  # rules alone: 63, 98.4 %
-    assert "| **overall** | negative | 36 | 0 |  | 0.0% |" in out
-    # even after tuning on them the guard misses some of tune5/tune6: the command says FAIL (exit 1)
-    assert main(["safety", "eval", *map(str, LATER_TUNING[2:])]) == 1
-    out = capsys.readouterr().out
-    assert "tune5.jsonl (218 items)" in out and "tune6.jsonl (206 items)" in out
-    assert "| **overall** | positive | 142 | 137 | 96.5% |  |" in out  # rules alone: 118, 83.1 %
-    assert "| **overall** | negative | 76 | 1 |  | 1.3% |" in out
-    assert "| **overall** | positive | 139 | 133 | 95.7% |  |" in out  # rules alone: 109, 78.4 %
-    assert "| **overall** | negative | 67 | 2 |  | 3.0% |" in out
+    assert "| **overall** | positive " + positives in out
+    assert "| **overall** | negative " + negatives in out
 
 
 @pytest.mark.parametrize(

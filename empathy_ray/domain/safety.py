@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from empathy_ray.domain import safety_acts as acts
+from empathy_ray.domain import safety_aftermath as aftermath
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain import safety_concepts as concepts
 from empathy_ray.domain import safety_frames as frames
@@ -105,6 +106,13 @@ def _speaker(prefix: str, after: str = "", earlier: str = "") -> str:
     if lex.RELATIVE_PERSON.match(after) and not lex.SELF_DESCRIPTION.search(prefix):
         return "reported"
     if lex.STRANGER.search(prefix):
+        return "reported"
+    story = lex.MEDIA_FRAME.search(earlier)
+    if (
+        story
+        and frames.STORY_PERSON.search(earlier[story.end() :] + prefix)
+        and not frames.WRITER.search(prefix)
+    ):
         return "reported"
     media = list(lex.MEDIA_FRAME.finditer(prefix))
     framed = bool(media) and not frames.WRITER.search(prefix[media[-1].end() :])
@@ -178,7 +186,7 @@ def _find_hits(text: str) -> tuple[list[_Hit], list[_Hit]]:
     """All rule matches that survive negation and speaker checks, split into (self, others)."""
     own: list[_Hit] = []
     others: list[_Hit] = []
-    for rule in lex.RULES + acts.RULES + concepts.RULES + signals.RULES:
+    for rule in lex.RULES + acts.RULES + aftermath.RULES + concepts.RULES + signals.RULES:
         if rule.context is not None and not rule.context.search(text):
             continue
         if rule.unless is not None and rule.unless.search(text):
@@ -193,7 +201,7 @@ def _find_hits(text: str) -> tuple[list[_Hit], list[_Hit]]:
             speaker = _speaker(prefix, after, earlier)
             if speaker == "self":
                 own.append(_Hit(match.start(), match.end(), rule.severity, rule.categories))
-            elif speaker == "other":
+            elif speaker == "other" and not frames.BEREAVEMENT.search(text):
                 others.append(_Hit(match.start(), match.end(), "low", (lex.OTHERS,)))
     return own, others
 

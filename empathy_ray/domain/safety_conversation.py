@@ -16,14 +16,41 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from empathy_ray.domain.safety import SafetyAssessment, assess
+from empathy_ray.domain import safety_frames as frames
+from empathy_ray.domain.safety import SafetyAssessment, assess, canonical_text
+from empathy_ray.domain.safety_lexicon import OTHERS
 
 _RANK = {"none": 0, "low": 1, "high": 2}
 
 
 def assess_turns(messages: Sequence[Mapping[str, str]]) -> list[tuple[int, SafetyAssessment]]:
-    """(index in `messages`, verdict) for every user message, in order; other roles are not assessed."""
-    return [(i, assess(m["content"])) for i, m in enumerate(messages) if m.get("role") == "user"]
+    """(index in `messages`, verdict) for every user message, in order; other roles are not assessed.
+    A turn's risk is settled by what the same person says later only in two cases (see `_settled`)."""
+    users = [(i, m["content"]) for i, m in enumerate(messages) if m.get("role") == "user"]
+    verdicts = []
+    for k, (i, text) in enumerate(users):
+        verdict = assess(text)
+        if verdict.is_risky and _settled(verdict, text, [later for _, later in users[k + 1 :]]):
+            verdict = SafetyAssessment("none")
+        verdicts.append((i, verdict))
+    return verdicts
+
+
+def _settled(verdict: SafetyAssessment, text: str, later: list[str]) -> bool:
+    """A history told over several turns ("三年前我试过吃药" ... "现在挺好的，一直在看医生") with nothing
+    saying it came back, or another person's death that the writer goes on to mourn ("我朋友上个月自杀了"
+    ... "下周是他的追悼会"). A retraction ("开玩笑的", "算了不说了") settles nothing."""
+    if not later:
+        return False
+    after = canonical_text("。".join(later))
+    if set(verdict.categories) == {OTHERS} and frames.BEREAVEMENT.search(after):
+        return True
+    said = canonical_text(text)
+    return bool(
+        frames.PAST.search(said)
+        and frames.RECOVERED.search(after)
+        and not frames.RELAPSE.search(said + after)
+    )
 
 
 def assess_conversation(messages: Sequence[Mapping[str, str]]) -> tuple[SafetyAssessment, int | None]:

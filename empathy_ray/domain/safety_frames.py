@@ -108,9 +108,10 @@ PAST = re.compile(
     r"|(?<![a-z])(?:as a (?:teen|teenager|kid|child)|in (?:high school|college|university|my teens|my twenties)"
     r"|back then|at (?:age )?[0-9]{1,2}(?![0-9])|since (?:19|20)[0-9]{2})(?![a-z])"
 )
-_WELL = r"(?<![不没])(?:不错|挺好|很好|稳定|好多了|平静|安稳|幸福)"  # "很不稳定", "没好多了" are not well
+# Not "平静": a sudden calm after a decision is a warning sign, not a recovery ("想好以后反而很平静").
+_WELL = r"(?<![不没])(?:不错|挺好|很好|稳定|好多了|安稳|幸福)"  # "很不稳定", "没好多了" are not well
 RECOVERED = re.compile(
-    r"现在[^。]{0,12}(?<![不没])(?:好(?:多)?了|挺好|很好|不错|稳定|平静|安稳|幸福|没有了|不再|停药|康复|走出来)"
+    r"现在[^。]{0,12}(?<![不没])(?:好(?:多)?了|挺好|很好|不错|稳定|安稳|幸福|没有了|不再|停药|康复|走出来)"
     rf"|日子[^,。]{{0,4}}{_WELL}"
     r"|(?:已经|早就)[^,.!?;:。]{0,6}(?:没有|不再|走出来|康复|痊愈|好了)"
     rf"|(?:这|近)(?:几|些|两|三|四|五|十)年[^。]{{0,10}}{_WELL}|(?:状态|过得)[^,。]{{0,4}}{_WELL}"
@@ -140,6 +141,10 @@ NEGATED_AFTER = re.compile(
     r"(?:都|也)?(?:想都)?(?:没有|没|不|从没|从未|从来没有|从来没)"
     r"(?:有|想|会|做|干|打算|考虑|动)?(?:过|的|了|啊|呢|吧|做|想)*(?=[,.!?;。~]|$)"
     r"|(?:吗|嘛)?[?](?:不存在的|怎么可能|没有的事|不会的|才不会|想多了|不至于)"
+    # Others' worry denied in the next clause ("爸妈总觉得我会想不开，我真的没有") ...
+    r"|,我(?:真的|根本|完全|其实|并)?(?:没有|没|不会)(?:的|啊|呢|吧|啦)*(?=[,.!?;。~]|$)"
+    # ... or a quoted word explained away ("我说「想消失」只是想一个人待几天，没有别的意思").
+    r"|[」”\"](?:只是|其实只是|就是说|意思是|指的是|[^。]{0,24}没有别的意思)"
 )
 
 # A threat conditional on an everyday setback, taken back as a joke in the next words.
@@ -150,4 +155,18 @@ JOKE_CONDITION = re.compile(
 JOKE_IF_AFTER = re.compile(r" ?(?:if|when) [^.!?;。]{0,40}?(?<![a-z])(?:lol|lmao|jk|haha)(?![a-z])")
 JOKE_TAKEN_BACK = re.compile(
     r"[^.!?;。]{0,6}?(?<!不是)(?<!不)(?:开玩笑|开个玩笑|说着玩|逗你|哈哈|(?<![a-z])(?:lol|jk|just kidding)(?![a-z]))"
+)
+
+# Mourning: someone in the writer's life died by suicide, and the writer grieves ("今天是他生日，我点了两碗面",
+# "到现在还会梦到他", "下周是他的追悼会"). The death is not a risk the writer can still act on; the
+# writer's own words about themselves are checked on their own.
+BEREAVEMENT = re.compile(
+    r"忌日|追悼会|葬礼|告别式|头七|周年|墓|骨灰|遗像|去世|离世|过世|走了(以后|之后|这么久)|梦(到|见)(他|她|ta)"
+    r"|走出来|过去(了)?[半一两三四五六七八九十几]+(年|个月)|没人再提|(他|她)(的)?生日|想念(他|她)|怀念"
+)
+
+# A report told as a story: a media frame opens the sentence and a stranger or character acts in it
+# ("今天本地新闻说一名男子在大桥上想轻生，被民警拉了回来"); later clauses without "我" are still the report.
+STORY_PERSON = re.compile(
+    r"男子|女子|男孩|女孩|少年|少女|网友|主角|女主|男主|角色|凶手|死者|嫌疑人|一名|一位|明星|艺人"
 )

@@ -84,7 +84,7 @@ IDIOMS = re.compile(
             r"自残式|自伤式",
             r"(是)?自杀(走的|去世|身亡|离世|死的)|是自杀的(?![念想])",  # how someone died: grief, a report
             r"跳楼(价|机|大甩卖|甩卖|清仓|大减价)",
-            r"一哭二闹三上吊|寻死觅活|死就死吧(?=哈|lol)",  # "死就死吧哈哈": come what may
+            r"一哭二闹三上吊|寻死觅活|自寻死路|玩火自焚|死就死吧(?=哈|lol)",  # "死就死吧哈哈": come what may
             r"轻生活",
             r"消失在(人海|人群)(里|中)?",  # blending into a crowd, a song line
             r"洗胃的?(病人|患者|病例|流程|步骤|操作|护理)|洗(完)?胃(之后|以后|后|前)?(要|需要|应该|不能|可以|得)(禁食|吃|喝|注意)",  # care advice
@@ -110,12 +110,16 @@ DOUBLE_NEGATION_TAIL = re.compile(r"(?:不是|并非|谁说(?:我)?)$")
 
 # Who is the subject of a match? Chinese often drops "我", so no subject means the writer.
 _SUBJECT_FILLERS = (
-    r"(?:说过|说|也|又|还|曾经|曾|已经|就|都|总是|总|老是|一直|天天|经常|竟然|居然|要|想|会|在|真的|"
+    # A time between the person and the act: "朋友去年秋天自杀了", "同学上个月吞了药".
+    r"(?:(?:去年|前年|今年|上个?月|这个?月|上周|上星期|昨天|前天|昨晚|今早|那年|那天|当年"
+    r"|[0-9一二三四五六七八九十几两半]+(?:年|个月|天|周|星期)前)(?:的)?(?:春天|夏天|秋天|冬天|[0-9一二三四五六七八九十]+月|年底|年初)?|"
+    r"说过|说|也|又|还|曾经|曾|已经|就|都|总是|总|老是|一直|天天|经常|竟然|居然|要|想|会|在|真的|"
     r"好像|可能|是|的|临终|生前|留下|写了|写|打算|准备|偷偷|差一点|差点|试图|企图|了|最后|后来|最近|老|胳膊上|手臂上|手腕上|腿上|身上|手上|把|将)*$"
 )
 # Strangers, public figures, fiction and the addressee: a report, not a risk to anyone in the post.
 REPORTED_SUBJECT = re.compile(
-    r"(?:有人|别人|网友|路人|某人|明星|艺人|主角|角色|女主|男主|主人公|陌生人|女孩|男孩|女生|男生|女子|男子|"
+    # "有没有人知道…" / "有人知道…吗" asks the forum for an answer: the asker is the subject.
+    r"(?:(?<!没)有人(?!(知道|能告诉|懂|了解|清楚|说说))|别人|网友|路人|某人|明星|艺人|主角|角色|女主|男主|主人公|陌生人|女孩|男孩|女生|男生|女子|男子|"
     r"少年|少女|姑娘|小伙|老人|你们|你|您|来电者|"
     # Words said at a deathbed are grief, not a risk: "爸爸临终前交代了后事".
     r"临终前|生前|去世前|过世前|临走前)" + _SUBJECT_FILLERS
@@ -148,7 +152,8 @@ MEDIA_FRAME = re.compile(
 # A stranger, character or public figure anywhere earlier in the clause, with no "我" after it, is the
 # subject ("女主角在结尾选择了投河", "直播间里有人刷屏说想死"); the addressee (你) only right before.
 STRANGER = re.compile(
-    r"(?:有人|别人|网友|路人|某人|明星|艺人|主角|角色|女主|男主|主人公|陌生人|志愿者|主播|博主|网红|作者|演员|选手)"
+    # "有没有人知道…" / "有人知道…吗" asks the forum for an answer: the asker is the subject.
+    r"(?:(?<!没)有人(?!(知道|能告诉|懂|了解|清楚|说说))|别人|网友|路人|某人|明星|艺人|主角|角色|女主|男主|主人公|陌生人|志愿者|主播|博主|网红|作者|演员|选手)"
     rf"(?!.*{FIRST_PERSON})"
 )
 # "想轻生的人", "服毒自尽的那个", "有轻生念头的学生": a match that describes a person (a relative clause)

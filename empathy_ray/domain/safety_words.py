@@ -132,9 +132,31 @@ GLOSS: tuple[tuple[str, str], ...] = (
     (r"ready", "准备好了"),
     (r"parents", "爸妈"),
     (r"pills|tablets|meds|medication", "药"),
-    (r"sav(?:ed|ing) up|stockpil(?:ed|ing)|hoard(?:ed|ing)|stash(?:ed)?", "攒了"),
+    (r"(?:im|i am) not coming back|(?:wont|will not) be coming back", "不回来了"),
+    (r"(?:i )?dont think (?:ill|i will) be (?:around|here)(?: for| at| by)?", "我大概就不在了"),
+    (r"thanks? (?:you )?for everything", "谢谢你做的一切"),
+    (r"(?:wont|will not|doesnt|does not|isnt) pick(?:ing)? up|(?:not|isnt) picking up", "电话不接"),
+    (r"say(?:ing)? goodbye|said goodbye", "告别"),
+    (r"goodbye|bye forever", "再见"),
+    (r"schedul(?:ed|e|ing)", "定时"),
+    (r"send|sent|post(?:ed)?", "发"),
+    (r"standing on(?: the)?(?: edge of)?(?: the)?", "站在"),
+    (r"rn|right now", "现在"),
+    (r"how high", "多高"),
     (
-        r"(?:took|swallowed|have taken|just took)(?: a whole| an entire| a| all(?: of)?(?: my| the)?)?"
+        r"(?:i )?(?:wont|will not|dont|do not) need (?:them|it|this|these|those)(?: any ?more)?",
+        "以后用不上了",
+    ),
+    (r"why am i still (?:here|alive)", "为什么我还活着"),
+    (r"look(?:ing|ed)? up|search(?:ing|ed)?(?: for)?", "查"),
+    (r"cats?", "猫"),
+    (r"dogs?", "狗"),
+    (r"prepare(?:d)?", "准备"),
+    (r"deactivat(?:e|ed)|delet(?:e|ed)", "注销"),
+    (r"sav(?:ed|ing) up|stockpil(?:ed|ing)|hoard(?:ed|ing)|stash(?:ed)?", "攒了"),
+    (r"(?:just )?(?:took|swallowed|downed) (?:the|a) whole bottle", "吃了一整瓶药"),
+    (
+        r"(?:took|swallowed|have taken|just took)(?: a whole| an entire| the whole| a| all(?: of)?(?: my| the)?)?"
         r"(?: bottle of)?",
         "吃了一整瓶",
     ),
@@ -162,6 +184,7 @@ GLOSS: tuple[tuple[str, str], ...] = (
     (r"(?:be )?alive|exist|live(?! in| with| at| on| here| there| like| abroad| alone)|living", "活"),
     (r"tonight", "今晚"),
     (r"cut", "割"),
+    (r"jump(?:ing|ed|s)?", "跳"),  # after "jump off" (跳下), which must win
     # Cantonese: 唔 = 不, 落去 = 下去 ("唔想再活落去"), 咗 = 了, 冇 = 没有, 谂 = 想, 听晚 = 明晚,
     # 送晒俾人 = 全送给别人, 啲嘢 = 的东西, 唔使 = 不用.
     # Internet shorthand: "unalive", "SH" (self-harm), "zs的念头" (自杀), "去tt" (天台).
@@ -202,6 +225,30 @@ GLOSS: tuple[tuple[str, str], ...] = (
     (r"落去", "下去"),
     (r"咗", "了"),
     (r"冇", "没有"),
+    (r"食(?=了|咗|晒|埋)", "吃"),
+    (r"而家", "现在"),
+    (r"瞓", "睡"),
+    (r"企(?=喺|在|咗|住)", "站"),
+    # Taiwanese Hokkien and north-eastern words: 袂 = 不会, 欲 = 要, 睏 = 睡, 伊 = 他, 阮 = 我们, 俺 = 我.
+    (r"袂精神|袂醒", "不会醒"),
+    (r"袂", "不会"),
+    (r"按呢", "这样"),
+    (r"(?<=我)欲|欲(?=去|死|走)", "要"),
+    (r"睏", "睡"),
+    (r"伊(?=[^a-z])", "他"),
+    (r"阮", "我们"),
+    (r"俺", "我"),
+    # Emoji that stand for a means or an injury ("又🔪了自己", "💊💊全吞了", "想去🌉上").
+    (r"(?:\U0001f52a)+(?=了|自己|手)", "割"),  # 🔪 as a verb: "又🔪了自己"
+    (r"(?:\U0001f52a)+", "刀"),
+    (r"(?:\U0001fa78)+", "血"),
+    (r"(?:\U0001f48a)+", "药"),
+    (r"(?:\U0001f309)+", "桥"),
+    (r"(?:\U0001faa6|\u26b0\ufe0f?)+", "坟墓"),
+    (r"(?:\U0001f480|\u2620\ufe0f?)+", "死"),
+    (r"(?:\U0001faa2)+", "绳子"),
+    (r"(?:\U0001f998)+", "跳"),  # a kangaroo for "jump"
+    (r"(?<=[想去要])4(?=了|[,.!?;。 ]|$)", "死"),  # "真的想4了": 4 (si) for 死
 )
 
 GLOSS_PATTERN = re.compile(

@@ -50,8 +50,12 @@ DEFAULT_TRAIN = tuple(
         "tune4.jsonl",
         "tune5.jsonl",
         "tune6.jsonl",
+        "tune7.jsonl",
+        "tune8.jsonl",
+        "tune9.jsonl",
         "classifier_extra.jsonl",
         "classifier_extra2.jsonl",
+        "classifier_extra3.jsonl",
     )
 )
 FROZEN = "test.jsonl"
@@ -73,7 +77,7 @@ class Settings:
     learning_rate: float = 2.0  # divided by (1 + epoch): big early steps, settled late ones
     l2: float = 0.001  # shrinks the weights an example touches: fewer, broader cues, calmer probabilities
     seed: int = 13
-    threshold: float = 0.86
+    threshold: float = 0.90
     scale: int = 1000  # weights are stored as round(weight * scale)
     max_added_false_alarms: float = 0.01
     folds: int = 5  # for the threshold: rows go to folds by the CRC-32 of their id
