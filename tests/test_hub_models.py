@@ -250,7 +250,8 @@ def _free_port() -> int:
 
 def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
     """On one sample file (24 posts, 48 pairs: 3 SFT, 5 RM steps). LoRA SFT and LoRA learner on both; the
-    RM: LoRA on Qwen, full fine-tuning on Llama (its head untied, no pad token). SFT's CoE check and eval:
+    RM: LoRA on Qwen, full fine-tuning on Llama (its head untied, no pad token); Qwen's SFT and RM in ZeRO-3,
+    bf16 and gradient checkpointing. SFT's CoE check and eval:
     transformers (vLLM loads the SFT model to roll out and the export to serve). Both are served at the end."""
     part, samples = {"qwen": "a", "llama": "b"}[kind], Path(__file__).parents[1] / "empathy_ray/data/samples"
     rm_lora = "true" if kind == "qwen" else "false"
@@ -283,14 +284,23 @@ def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
         "rl.checkpoint_every=0",
         "rl.eval_prompts=0",
         "pipeline.eval=true",
-        # eval generates for three models (base, SFT, RL): with vLLM that is three engine starts, ~36 s
-        # a run; vLLM already loads these checkpoints for the rollouts (SFT) and the server (the export)
+        # eval generates for the SFT and RL models (the random-weight base is no floor): with vLLM that is
+        # two more engine starts a run; vLLM already loads them for the rollouts (SFT) and the server (RL)
         "eval.engine=transformers",
+        "eval.baseline=false",
         "eval.max_posts=2",
         "eval.max_new_tokens=8",
         "eval.bootstrap=10",
     ]
-    return [*common, "pipeline.serve=true", f"serve.port={_free_port()}", "serve.max_model_len=512"]
+    # Qwen trains SFT and RM with the real-model recipe: ZeRO-3 (created partitioned), bf16, gradient
+    # checkpointing, LoRA on both (a LoRA rate for SFT so that three steps move the loss)
+    recipe = ["sft.lr=1e-2"] + [
+        f"{stage}.{key}"
+        for stage in ("sft", "rm")
+        for key in ("zero_stage=3", "bf16=true", "gradient_checkpointing=true")
+    ]
+    serve = ["pipeline.serve=true", f"serve.port={_free_port()}", "serve.max_model_len=512"]
+    return [*common, *(recipe if kind == "qwen" else []), *serve]
 
 
 def _run_pipeline(kind: str, hub_models, tmp_path_factory):
@@ -346,6 +356,8 @@ def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models,
     summary, run_dir, _ = request.getfixturevalue(f"{kind}_run")
     src, qwen = hub_models[kind], kind == "qwen"
     assert summary["run"]["ran"] == ["sft", "rm", "rl", "eval", "serve"]
+    scores = {name: system["rm_score"] for name, system in summary["eval"]["systems"].items()}
+    assert set(scores) == {"sft", "rl"} and all(math.isfinite(v) for v in scores.values()), scores
     # LoRA SFT and GRPO learner on both (the learner's adapter alone at every sync); RM: LoRA on Qwen, full
     # fine-tuning on Llama
     assert summary["sft"]["lora"] is True and summary["rm"]["lora"] is qwen
@@ -374,6 +386,14 @@ def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models,
         out = run_dir / stage / "model"
         assert (out / "generation_config.json").read_bytes() == (src / "generation_config.json").read_bytes()
         assert weight_names(out) == weight_names(src), stage
+    if qwen:  # ZeRO-3 + bf16 + LoRA SFT: merged on export into the bf16 base, norms untouched
+        assert summary["sft"]["zero_stage"] == summary["rm"]["zero_stage"] == 3
+        base = load_file(src / "model.safetensors")
+        assert any(not torch.equal(base[k], sft_w[k]) for k in base if "q_proj.weight" in k)
+        assert all(torch.equal(base[k], sft_w[k]) for k in base if "norm" in k)
+    rm_dir = run_dir / "rm" / "model"
+    assert not any(p.name.startswith("adapter_") for p in rm_dir.iterdir())
+    assert AutoConfig.from_pretrained(rm_dir).num_labels == 1
 
 
 @pytest.mark.slow

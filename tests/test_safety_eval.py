@@ -16,7 +16,7 @@ from empathy_ray.eval.safety import SafetySetError, load_set
 
 SET_DIR = Path(__file__).parent / "data" / "safety"
 TUNE, TEST = SET_DIR / "tune.jsonl", SET_DIR / "test.jsonl"
-LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 10))
+LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 11))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -100,13 +100,14 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
         assert not test_texts & {r.get("text") for r in rows if r["type"] == "message"}, path
 
 
-# tune3..tune9 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
+# tune3..tune10 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
 # recall, 12.6 % false alarms; tune4: 64.1 %, 8.3 %; tune5: 69.0 %, 17.1 %; tune6: 52.5 %, 10.4 %; tune7:
-# 62.7 %, 10.3 %; tune8: 54.0 %, 7.4 %; tune9 after the tune7/tune8 round: 70.7 %, 13.2 %; tune5 to tune9
-# written by sessions that had read neither the rules nor the other sets). They are tuning data now, never
-# a test figure, and the classifier trains on all of them: these are fitted figures, and even so the guard
+# 62.7 %, 10.3 %; tune8: 54.0 %, 7.4 %; tune9 after the tune7/tune8 round: 70.7 %, 13.2 %; tune5 to tune10
+# written by sessions that had read neither the rules nor the other sets). tune3..tune9 are tuning data now,
+# never a test figure, and the classifier trains on them: these are fitted figures, and even so the guard
 # misses some (the command says FAIL, exit 1). tune9's false alarms are hyperbole and a retraction the
-# guard does not accept (tests/data/safety/README.md).
+# guard does not accept (tests/data/safety/README.md). tune10, written after the tune9 round, is the one
+# blind figure here: nothing was tuned or trained on it yet.
 @pytest.mark.parametrize(
     ("name", "positives", "negatives", "code"),
     [
@@ -117,6 +118,7 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
         ("tune7", "| 150 | 135 | 90.0% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 106
         ("tune8", "| 150 | 139 | 92.7% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 112
         ("tune9", "| 150 | 128 | 85.3% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
+        ("tune10", "| 150 | 69 | 46.0% |  |", "| 68 | 8 |  | 11.8% |", 1),  # blind: not tuned on yet
     ],
 )
 def test_later_tuning_sets_after_tuning_on_them(

@@ -9,7 +9,6 @@ reward model in this process, where its shards can be looked at.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from empathy_ray.config import load_config
 from empathy_ray.modeling.reward_model import rm_input_ids, score
 from empathy_ray.modeling.tokenizer import pad_id
-from empathy_ray.pipeline import run_stages
 from empathy_ray.runtime.tracking import read_metrics
 from empathy_ray.train.engine import export_hf, full_state_dict, init_engine
 from empathy_ray.train.resume import (
@@ -49,10 +47,6 @@ PAIRS = [  # (post, chosen, rejected)
 ]
 
 
-def _cfg(tmp_path, model_dir, *extra):
-    return load_config(None, short_run_overrides(tmp_path, model_dir, *extra))
-
-
 @pytest.mark.slow
 def test_sft_then_rm_zero2(trained_run):
     _, summary, run_dir = trained_run
@@ -79,47 +73,6 @@ def test_sft_then_rm_zero2(trained_run):
     assert policy.generate(input_ids=ids, max_new_tokens=4, do_sample=False).shape[1] > 1
     reward = AutoModelForSequenceClassification.from_pretrained(run_dir / "rm" / "model")
     assert reward(input_ids=ids).logits.shape == (1, 1)
-
-
-@pytest.mark.slow
-def test_sft_zero3_lora_and_rm_lora_in_bf16(ray_cluster, tiny_model_dir, tmp_path):
-    """The real-model settings: ZeRO-3, LoRA, bf16 and gradient checkpointing, for SFT and the reward
-    model, from a bf16 checkpoint (as the hub ships them): loaded, trained and exported in bf16."""
-    source = tmp_path / "tiny-bf16"
-    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(source)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(source)
-    cfg = _cfg(
-        tmp_path,
-        source,
-        "sft.zero_stage=3",
-        "sft.lora.enabled=true",
-        "sft.lr=1e-2",
-        "rm.zero_stage=3",
-        "rm.lora.enabled=true",
-        "sft.eval_prompts=2",
-        "sft.bf16=true",
-        "rm.bf16=true",
-        "sft.gradient_checkpointing=true",
-        "rm.gradient_checkpointing=true",
-        "data.max_prompt_tokens=128",
-    )
-    summary = run_stages(cfg, ["sft", "rm"])
-    assert summary["sft"]["zero_stage"] == 3 and summary["sft"]["lora"] is True
-    assert summary["sft"]["loss_last"] < summary["sft"]["loss_first"]
-    assert math.isfinite(summary["rm"]["loss_last"])
-
-    # the exports are bf16 as their source (dtype="auto": as saved), LoRA merged into the bf16 base
-    base = AutoModelForCausalLM.from_pretrained(source, dtype="auto").state_dict()
-    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "t" / "sft" / "model", dtype="auto").state_dict()
-    assert {v.dtype for v in merged.values()} == {torch.bfloat16}
-    assert set(merged) == set(base), "LoRA is merged on export: plain HF names, no adapter keys"
-    changed = [k for k in base if "q_proj.weight" in k and not torch.equal(base[k], merged[k])]
-    assert changed, "the merged LoRA update changed the attention weights"
-    assert all(torch.equal(base[k], merged[k]) for k in base if "norm" in k), "LoRA leaves norms frozen"
-    rm_dir = tmp_path / "t" / "rm" / "model"
-    assert not any(p.name.startswith("adapter_") for p in rm_dir.iterdir())
-    reward = AutoModelForSequenceClassification.from_pretrained(rm_dir, dtype="auto")
-    assert reward.config.num_labels == 1 and {p.dtype for p in reward.parameters()} == {torch.bfloat16}
 
 
 def test_zero3_reward_model_is_created_partitioned(tiny_model_dir, tmp_path):
