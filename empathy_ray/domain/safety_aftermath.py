@@ -263,12 +263,16 @@ _TOLD_BY_CIRCUMSTANCE: tuple[Rule, ...] = (
 
 # Poisons nobody keeps for a household reason (rat poison and farm sprays are everyday, so not here).
 _POISON = r"(氰化物|氰化钾|砒霜|百草枯|敌敌畏|毒鼠强|河豚毒|cyanide)"
-_HOW_MUCH = r"((吃|吞|服|打|注射|喝|推)(了)?(多少|几)(片|粒|颗|盒|瓶|板|单位|支|毫克|克|mg)?|一(次|口气)(吞|吃|打|喝|服|推)|多少(片|粒|颗|单位|毫克|mg))"
-# What the dose would do, asked as the point of taking it: death, not waking, how fast, how much it hurts.
-_OUTCOME = (
-    r"(会|能)(不会)?(直接)?(死|没命|停|衰竭)|醒不过来|不(会)?醒|睡过去|致死|死得(快|了)|(会)?快(吗|不)|快一点"
-    r"|疼不疼|痛不痛|难(不)?受(吗|不)|痛苦(吗|不)|(不|没那么)痛苦|会怎么样|多久(能|会|才)|肝衰|failure|lethal|fatal"
+_HOW_MUCH = r"((吃|吞|服|打|注射|喝|推)(了)?(多少|几)(片|粒|颗|盒|瓶|板|单位|支|毫克|克|mg)?|多少(片|粒|颗|单位|毫克|mg))"
+# What the dose would do, asked as the point of taking it: death or not waking. "能睡过去", "会难受吗" or
+# "好得快一点" are what insomnia, side effects and colds make people ask, so they are not here.
+_DEATHLY = (
+    r"(会|能)(不会)?(直接)?(死|没命|衰竭)|(心跳|心脏|呼吸)[^,。]{0,4}停|停止(呼吸|心跳)|醒不过来|一睡不醒|不(会)?(再)?醒"
+    r"|致死|死得(快|了)|肝衰|failure|lethal|fatal"
 )
+# Taking a whole strip or bottle at once, asked about at all ("会怎么样", "疼不疼", "快吗").
+_BULK = r"(一口气(吞|吃|喝|服)|(吞|吃|喝|服)(下)?(一整|整|一)(板|瓶|盒)|全(部)?(吞|吃)(下去|了|掉))"
+_ASK = r"会怎么样|会不会|快(吗|不)|疼不疼|痛不痛|痛苦(吗|不)|多久"
 _BODY = r"(手腕|胳膊|手臂|小臂|大臂|大腿|腿上|肚子|身上|皮肤)"
 # Methods asked about, acquired or already used, whose words the other rules need a self or a plan for.
 _ASKED_OR_DONE: tuple[Rule, ...] = (
@@ -276,7 +280,9 @@ _ASKED_OR_DONE: tuple[Rule, ...] = (
         "lethal_dose_asked",
         "high",
         (PLAN,),
-        _near(_HOW_MUCH, _OUTCOME, 24)
+        _near(_HOW_MUCH, _DEATHLY, 24)
+        + "|"
+        + _near(_BULK, _ASK, 24)
         + "|"
         + _near(_MEDICINE + r"|煤气|燃气|一氧化碳|炭", r"不痛苦|没那么痛苦|最不痛苦", 30),
         context=_MEDICINE
@@ -289,7 +295,7 @@ _ASKED_OR_DONE: tuple[Rule, ...] = (
         "poison_sought",
         "high",
         (PLAN,),
-        _near(_POISON, r"买|弄到|搞到|哪里有|哪儿有|渠道|私我|急用|还能|有没有|网购|代购", 20),
+        _near(_POISON, r"买|弄到|搞到|哪里有|哪儿有|渠道|私我|急用|网购|代购", 20),
         unless=r"小说|推理|剧|电影|新闻|案件|历史|禁(售|用)|种地|地里|庄稼|果树|虫|农场|科普|化学课|实验室",
     ),
     _rule(
