@@ -1,7 +1,7 @@
 """The cluster path a user takes: `ray start --head`, then `ray job submit ... -- python jobs/rl.py`.
 
-One head for the module. The kill-and-resubmit test runs first: the serving test leaves its
-deployment up on the head (that is the point), holding a CPU the RL roles would need.
+One head for the module and one run folder: a job stopped in GRPO, then the same command submitted
+again, which resumes and serves (the deployment stays up on the head after the job: that is the point).
 
 The head runs in its own process group (`ray start --block`) so that stopping it cannot touch the
 session's test cluster (a plain `ray stop` would stop every Ray on the machine).
@@ -119,63 +119,69 @@ def _job_console(ray_head, job_id: str) -> list[str]:
     return [ln for ln in proc.stdout.splitlines() if not ray_own.fullmatch(ln)]
 
 
+def _own_console(ray_head, job_id: str) -> list[str]:
+    """The job's console, which holds only the project's own lines (the libraries wrote to the log files)."""
+    console = _job_console(ray_head, job_id)
+    assert foreign_lines("\n".join(console)) == [] and len(console) <= 60, "\n".join(console)
+    return console
+
+
 def _summary(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "demo" / "summary.json").read_text(encoding="utf-8"))
 
 
-def test_a_killed_job_resubmitted_reuses_sft_rm_and_resumes_grpo(ray_head, tiny_model_dir, tmp_path):
+def test_a_killed_job_resubmitted_reuses_sft_rm_resumes_grpo_and_serves(ray_head, tiny_model_dir, tmp_path):
+    """One run folder, two submissions of the same command: the first is stopped in GRPO (after SFT, RM and
+    a checkpoint); the second skips SFT and RM, resumes GRPO at the step after its last checkpoint, serves,
+    and leaves the deployment answering on the cluster after the job ends. Each job's console holds only
+    the project's own lines."""
     ray_bin, url, env = ray_head
-    # 16 short steps (a checkpoint each, ~2-4 s apart on 2 cores), every checkpoint kept: the job is
-    # still in GRPO (15 steps to go) when step 1's checkpoint appears and the stop reaches it
-    steps = ["rl.steps=16", "rl.checkpoint_every=1", "rl.keep_checkpoints=16"]
-    overrides = _small(tmp_path, tiny_model_dir, *steps)
-    proc = _submit(ray_head, overrides, "--no-wait")
-    job_id = re.search(r"raysubmit_\w+", proc.stdout + proc.stderr).group(0)
-    first_ckpt = tmp_path / "demo" / "rl" / "checkpoints" / "step_000001"
+    # 10 short steps (a checkpoint each, ~2-4 s apart on 2 cores), the last 2 kept: the job is still in
+    # GRPO (8+ steps to go) when the first checkpoint appears and the stop reaches it
+    port = _free_port()
+    extra = ["rl.steps=10", "rl.checkpoint_every=1", "rl.keep_checkpoints=2", "pipeline.serve=true",
+             f"serve.port={port}", "serve.default_max_tokens=16", "serve.smoke_test=true"]  # fmt: skip
+    overrides = _small(tmp_path, tiny_model_dir, *extra)
+    first_id, second_id = (f"er-{secrets.token_hex(4)}" for _ in range(2))
+    _submit(ray_head, overrides, "--no-wait", "--submission-id", first_id)
+    checkpoints = tmp_path / "demo" / "rl" / "checkpoints"
     deadline = time.time() + 600
-    while not first_ckpt.exists() and time.time() < deadline:
+    while not list(checkpoints.glob("step_*")) and time.time() < deadline:
         time.sleep(1)
-    assert first_ckpt.exists(), "GRPO never wrote its first checkpoint"
+    assert list(checkpoints.glob("step_*")), "GRPO never wrote its first checkpoint"
     subprocess.run(
-        [ray_bin, "job", "stop", "--address", url, job_id], check=True, env=env, capture_output=True
+        [ray_bin, "job", "stop", "--address", url, first_id], check=True, env=env, capture_output=True
     )
     killed = _summary(tmp_path)
     assert killed["rl"]["status"] == "running", "the job should have been stopped during GRPO"
     sft_stamp = (tmp_path / "demo" / "sft" / "model" / "config.json").stat().st_mtime_ns
-    done_steps = max(int(p.name.split("_")[1]) for p in first_ckpt.parent.glob("step_*"))
+    done_steps = max(int(p.name.split("_")[1]) for p in checkpoints.glob("step_*"))
+    starts = [ln for ln in _job_console(ray_head, first_id) if ln.endswith("] started")]
+    assert starts == ["[sft] started", "[rm] started", "[rl] started"]
 
-    _submit(ray_head, overrides)
-    summary = _summary(tmp_path)
-    assert summary["run"]["ran"] == ["rl"], "SFT and RM outputs match their config and are reused"
-    assert (tmp_path / "demo" / "sft" / "model" / "config.json").stat().st_mtime_ns == sft_stamp
-    assert summary["rl"]["resumed"] is True and summary["rl"]["steps"] == 16
-    steps = [
-        json.loads(x)["step"] for x in (tmp_path / "demo" / "rl" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert steps == list(range(1, 17)), f"resumed after step {done_steps}: one row per step, none twice"
-
-
-def test_one_submission_runs_sft_rm_grpo_and_serves(ray_head, tiny_model_dir, tmp_path):
-    port = _free_port()
-    extra = ["rl.steps=2", "pipeline.serve=true", f"serve.port={port}", "serve.default_max_tokens=16"]
-    extra.append("serve.smoke_test=true")  # its two exchanges are console lines too
-    job_id = f"er-{secrets.token_hex(4)}"
-    proc = _submit(ray_head, _small(tmp_path, tiny_model_dir, *extra), "--submission-id", job_id)
+    proc = _submit(ray_head, overrides, "--submission-id", second_id)
     assert "succeeded" in proc.stdout
-    # every stage's story, in the project's own lines only, while the libraries wrote to the log files
-    console = _job_console(ray_head, job_id)
-    assert foreign_lines("\n".join(console)) == [] and len(console) <= 60, "\n".join(console)
-    starts = [ln for ln in console if ln.endswith("] started")]
-    assert starts == ["[sft] started", "[rm] started", "[rl] started", "[serve] started"]
+    console = _own_console(ray_head, second_id)
+    stages = re.compile(r"\[(sft|rm|rl|serve)\] (started|resuming|skipped)")
+    assert [ln for ln in console if stages.match(ln)] == [
+        "[sft] skipped: its output matches its config",
+        "[rm] skipped: its output matches its config",
+        "[rl] resuming from its last checkpoint",
+        "[serve] started",
+    ], console
     assert sum(ln.startswith("[serve] crisis message: risk ") for ln in console) == 1
     summary = _summary(tmp_path)
-    assert summary["run"]["ran"] == ["sft", "rm", "rl", "serve"]
-    assert summary["rl"]["steps"] == 2 and summary["serve"]["running"] is True
-    assert summary["serve"]["model_dir"] == str(tmp_path.resolve() / "demo" / "rl" / "model")
-    # the stages handed their CPUs back: the RL actors' were free again before serving
-    assert summary["rl"]["free_after"]["CPU"] == summary["rl"]["free_before"]["CPU"]
+    assert summary["run"]["ran"] == ["rl", "serve"], "SFT and RM outputs match their config and are reused"
+    assert (tmp_path / "demo" / "sft" / "model" / "config.json").stat().st_mtime_ns == sft_stamp
+    assert summary["rl"]["resumed"] is True and summary["rl"]["steps"] == 10
     rows = [json.loads(x) for x in (tmp_path / "demo" / "rl" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(r["rollout/samples"] == 16 for r in rows)
+    assert [r["step"] for r in rows] == list(range(1, 11)), f"resumed after step {done_steps}: each step once"
+    assert all(r["rollout/samples"] == 16 and r["rollout/weight_version"] == r["step"] - 1 for r in rows)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_000009", "step_000010"]
+    # the RL actors' CPUs were free again before serving
+    assert summary["rl"]["free_after"]["CPU"] == summary["rl"]["free_before"]["CPU"]
+    assert summary["serve"]["running"] is True
+    assert summary["serve"]["model_dir"] == str(tmp_path.resolve() / "demo" / "rl" / "model")
     # the job has ended; the deployment it made keeps answering on the cluster
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=2)
     reply = client.chat.completions.create(

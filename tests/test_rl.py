@@ -125,39 +125,6 @@ def test_check_resources_on_described_nodes():
         check_resources(cfg3, nodes)
 
 
-def test_checkpoint_and_resume_continue_the_run(trained_run, tiny_model_dir, tmp_path):
-    """Checkpoints every step keep the last 2; --resume continues at the next step with the cursor."""
-    import json
-
-    from empathy_ray.runtime.tracking import read_metrics
-
-    _, _, run_dir = trained_run
-    sft = run_dir / "sft" / "model"
-    common = ("rl.checkpoint_every=1", "rl.keep_checkpoints=2", "rl.eval_prompts=0", *LENGTH_RULE)
-    run_rl(short_rl_config(tmp_path, tiny_model_dir, sft, "rl.steps=2", *common), tmp_path / "t", sft, sft)
-    ckpts = sorted((tmp_path / "t" / "rl" / "checkpoints").iterdir())
-    assert [c.name for c in ckpts] == ["step_000001", "step_000002"]
-    state = json.loads((ckpts[-1] / "driver_state.json").read_text())
-    assert state["step"] == 2 and state["cursor"]["position"] == 8  # 2 steps x 4 prompts
-    assert (ckpts[-1] / "config.json").exists() and (ckpts[-1] / "learner_state").is_dir()
-
-    summary = run_rl(
-        short_rl_config(tmp_path, tiny_model_dir, sft, "rl.steps=3", *common),
-        tmp_path / "t",
-        sft,
-        sft,
-        resume=True,
-    )
-    assert summary["resumed"] is True and summary["steps"] == 3
-    rows = read_metrics(tmp_path / "t" / "rl" / "metrics.jsonl")
-    assert [r["step"] for r in rows] == [1, 2, 3], "the resumed run added exactly one step"
-    assert rows[-1]["rollout/weight_version"] == 2, "rollouts after resume use the checkpointed weights"
-    assert sorted(c.name for c in (tmp_path / "t" / "rl" / "checkpoints").iterdir()) == [
-        "step_000002",
-        "step_000003",
-    ]
-
-
 def _kill_the_reference_mid_call(roles) -> list[list[list[float]]]:
     """From now on the reference actor is killed (restart allowed) while the step's call waits on it;
     the log-probs each call finally returned are collected in the list returned."""
