@@ -186,6 +186,13 @@ def test_opencc_converts_the_whole_text_and_evidence_keeps_the_users_characters(
         ("我在学yishu", "none"),  # yishu is also 艺术 "art": the all-Latin spelling is not trusted
         ("遗shu写好了", "high"),  # one character kept Chinese
         ("我想自鲨", "low"),  # a sound-alike character
+        ("最近总想k1ll mys3lf", "low"),  # leetspeak inside a word
+        ("我脑子里一直是 s u i c i d e", "low"),  # letters spelled apart
+        ("真的好想ㄙˋ", "low"),  # zhuyin (想死)
+        ("ㄅㄨˋ想活了", "low"),  # zhuyin (不想活)
+        ("好累，好想ㄙ", "low"),  # a zhuyin initial alone
+        ("买了mp3，3天后到", "none"),  # digits outside words stay digits
+        ("a b c d 四个选项我都不会", "none"),
     ],
 )
 def test_disguised_spellings(text: str, level: str) -> None:

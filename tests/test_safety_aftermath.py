@@ -13,6 +13,19 @@ from empathy_ray.domain.safety import SafetyAssessment, assess
     ("text", "level"),
     [
         # a dose and what it does now; the same medicine taken as prescribed
+        ("昨晚把一整瓶安眠药都吞了，早上居然醒了", "high"),
+        ("咳嗽药水喝了一整瓶还是咳，要换药吗", "none"),
+        ("药已经吞下去了，腿开始发软，是不是快了", "high"),
+        ("面条吃下去了，怎么还没饱", "none"),
+        # what a rope or a blade left; a love bite, a sports injury
+        ("那天晚上以后脖子上一圈勒出来的淤青，只能穿高领", "high"),
+        ("脖子上有块紫印，同事一直笑我", "none"),
+        ("左手腕昨晚缝了七针，今天护士说要等精神科来看", "high"),
+        ("踢球摔倒撑地，手腕缝了四针", "none"),
+        # a foot over the railing, or back from it just now; a hurdler's stride
+        ("两条腿已经跨过护栏了，底下的车灯好亮", "high"),
+        ("刚刚从窗台翻出去又爬回来了，手还在抖", "high"),
+        ("跨栏的时候腿迈出去太早，被栏绊倒了", "none"),
         ("刚才把那板药全吃完了，手脚开始发麻", "high"),
         ("睡前吃了三十多片，现在心跳好快", "high"),
         ("感冒药吃了两片，头有点晕，先睡了", "none"),

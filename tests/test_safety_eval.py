@@ -16,7 +16,7 @@ from empathy_ray.eval.safety import SafetySetError, load_set
 
 SET_DIR = Path(__file__).parent / "data" / "safety"
 TUNE, TEST = SET_DIR / "tune.jsonl", SET_DIR / "test.jsonl"
-LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 11))
+LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 13))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -58,10 +58,13 @@ def test_set_size_and_split() -> None:
 # rules were tuned on the blind tune5/tune6 and the classifier got concept features, L2 and a
 # cross-validated threshold: 86.2 %, 1.6 %; after tune7/tune8: 86.2 %, 1.6 %, the rules alone 83.0 %; after
 # tune9: 84.0 %, 1.6 % - the rules alone 84.0 %, the classifier's cross-validated threshold rose from 0.88 to
-# 0.90 and it adds no frozen case). Recall falls short of the standard (1.0), so the command exits 1; a rule
+# 0.90 and it adds no frozen case; after training on tune10 and classifier_extra4/5 (300 long everyday
+# counselling posts among them, which let the cross-validated threshold fall to 0.82; shipped at 0.84, the
+# lowest at which no unit-test look-alike is raised): 94.7 %, 1.6 %, the rules alone still 84.0 %, the
+# classifier adds ten). Recall falls short of the standard (1.0), so the command exits 1; a rule
 # or model change that moves them must update these lines.
 TEST_OVERALL = (
-    "| **overall** | positive | 94 | 79 | 84.0% |  |",
+    "| **overall** | positive | 94 | 89 | 94.7% |  |",
     "| **overall** | negative | 61 | 1 |  | 1.6% |",
 )
 
@@ -74,10 +77,10 @@ def test_safety_eval_on_the_frozen_test_part(capsys: pytest.CaptureFixture[str])
     assert "| english | positive | 8 | 8 | 100.0% |  |" in out
     assert "| conversation | positive | 6 | 6 | 100.0% |  |" in out
     assert "| idiom | negative | 8 | 0 |  | 0.0% |" in out
-    assert "| passive_veiled | positive | 7 | 5 | 71.4% |  |" in out
-    assert "FAIL: recall 84.0% < serve.safety.min_recall 100.0%" in out
+    assert "| passive_veiled | positive | 7 | 6 | 85.7% |  |" in out
+    assert "FAIL: recall 94.7% < serve.safety.min_recall 100.0%" in out
     assert "misses:" not in out  # never print the test part's misses unless asked
-    relaxed = ["serve.safety.min_recall=0.84", "serve.safety.max_false_alarm_rate=0.02"]
+    relaxed = ["serve.safety.min_recall=0.94", "serve.safety.max_false_alarm_rate=0.02"]
     assert main(["safety", "eval", str(TEST), *relaxed]) == 0
     assert "test.jsonl: PASS" in capsys.readouterr().out
 
@@ -88,7 +91,7 @@ def test_safety_eval_reports_both_parts_by_default(capsys: pytest.CaptureFixture
     assert "tune.jsonl (207 items)" in out and "test.jsonl (155 items)" in out
     assert "tune2.jsonl (604 items)" in out
     assert "| **overall** | positive | 126 | 126 | 100.0% |  |" in out  # the tuning parts
-    assert "| **overall** | positive | 405 | 393 | 97.0% |  |" in out  # rules alone: 389, 96.0 %
+    assert "| **overall** | positive | 405 | 398 | 98.3% |  |" in out  # rules alone: 389, 96.0 %
     assert "| **overall** | negative | 81 | 0 |  | 0.0% |" in out
 
 
@@ -100,25 +103,29 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
         assert not test_texts & {r.get("text") for r in rows if r["type"] == "message"}, path
 
 
-# tune3..tune10 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
+# tune3..tune12 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
 # recall, 12.6 % false alarms; tune4: 64.1 %, 8.3 %; tune5: 69.0 %, 17.1 %; tune6: 52.5 %, 10.4 %; tune7:
-# 62.7 %, 10.3 %; tune8: 54.0 %, 7.4 %; tune9 after the tune7/tune8 round: 70.7 %, 13.2 %; tune5 to tune10
-# written by sessions that had read neither the rules nor the other sets). tune3..tune9 are tuning data now,
-# never a test figure, and the classifier trains on them: these are fitted figures, and even so the guard
-# misses some (the command says FAIL, exit 1). tune9's false alarms are hyperbole and a retraction the
-# guard does not accept (tests/data/safety/README.md). tune10, written after the tune9 round, is the one
-# blind figure here: nothing was tuned or trained on it yet.
+# 62.7 %, 10.3 %; tune8: 54.0 %, 7.4 %; tune9 after the tune7/tune8 round: 70.7 %, 13.2 %; tune10 after the
+# tune9 round: 46.0 %, 11.8 %; tune5 to tune12 written by sessions that had read neither the rules nor the
+# other sets). tune3..tune10 are tuning data now, never a test figure, and the classifier trains on them:
+# these are fitted figures, and even so the guard misses some (the command says FAIL, exit 1). tune9's and
+# tune10's false alarms are hyperbole, grief and a retraction the guard does not accept
+# (tests/data/safety/README.md). tune11 and tune12, written after the tune10 round, are the blind figures
+# here: nothing was tuned or trained on them yet (with the guard before that round: 73.2 % / 13.2 % and
+# 61.1 % / 7.4 %; the rules alone 55.4 % and 47.1 % both times).
 @pytest.mark.parametrize(
     ("name", "positives", "negatives", "code"),
     [
         ("tune3", "| 166 | 166 | 100.0% |  |", "| 95 | 0 |  | 0.0% |", 0),
         ("tune4", "| 64 | 64 | 100.0% |  |", "| 36 | 0 |  | 0.0% |", 0),  # rules alone: 63
-        ("tune5", "| 142 | 135 | 95.1% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
-        ("tune6", "| 139 | 126 | 90.6% |  |", "| 67 | 2 |  | 3.0% |", 1),  # rules alone: 109
-        ("tune7", "| 150 | 135 | 90.0% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 106
-        ("tune8", "| 150 | 139 | 92.7% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 112
-        ("tune9", "| 150 | 128 | 85.3% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
-        ("tune10", "| 150 | 69 | 46.0% |  |", "| 68 | 8 |  | 11.8% |", 1),  # blind: not tuned on yet
+        ("tune5", "| 142 | 139 | 97.9% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
+        ("tune6", "| 139 | 136 | 97.8% |  |", "| 67 | 2 |  | 3.0% |", 1),  # rules alone: 109
+        ("tune7", "| 150 | 148 | 98.7% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 107
+        ("tune8", "| 150 | 148 | 98.7% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 112
+        ("tune9", "| 150 | 142 | 94.7% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
+        ("tune10", "| 150 | 144 | 96.0% |  |", "| 68 | 8 |  | 11.8% |", 1),  # rules alone: 66
+        ("tune11", "| 157 | 132 | 84.1% |  |", "| 68 | 9 |  | 13.2% |", 1),  # blind; rules alone: 87
+        ("tune12", "| 157 | 114 | 72.6% |  |", "| 68 | 5 |  | 7.4% |", 1),  # blind; rules alone: 74
     ],
 )
 def test_later_tuning_sets_after_tuning_on_them(

@@ -4,7 +4,9 @@ Steps, each keeping a map from every output character back to the user's raw tex
 user's own characters):
   1. NFKC (full-width -> half-width) and a full traditional -> simplified conversion with OpenCC (`t2s`);
   2. lower case; whitespace and format characters dropped, except one space between two Latin words;
-     joiners put inside a word ("自-杀", "自*杀", "z.i.s.h.a") dropped;
+     joiners put inside a word ("自-杀", "自*杀", "z.i.s.h.a") dropped; leetspeak inside a Latin word read
+     as letters ("k!ll mys3lf"); single letters spelled apart joined ("s u i c i d e"); zhuyin read as
+     pinyin ("ㄙˇ掉" -> "si掉", then step 3);
   3. spellings of the core crisis words (safety_words.CORE_WORDS) in pinyin, pinyin initials, Latin
      letters or sound-alike characters ("我想zisha", "wo bu xiang huo le", "想s", "自刹") written back as
      the Chinese word; the pinyin comes from pypinyin, not from a hand list;
@@ -21,8 +23,9 @@ from dataclasses import dataclass
 from functools import cache
 
 import opencc
-from pypinyin import lazy_pinyin
+from pypinyin import Style, lazy_pinyin
 from pypinyin.pinyin_dict import pinyin_dict
+from pypinyin.style import convert
 
 from empathy_ray.domain import safety_words as words
 
@@ -43,6 +46,10 @@ class Normalised:
 _T2S = opencc.OpenCC("t2s")
 _JOINERS = frozenset("-*_·•/\\|+#^~'`")
 _LATIN = re.compile(r"[a-z0-9]")
+# leetspeak: read as the letter only between two Latin letters ("k!ll", "mys3lf"; not "3天", "mp3")
+_LEET = {"0": "o", "1": "i", "!": "i", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s", "7": "t"}
+_SPELLED_APART = re.compile(r"(?<![a-z0-9])(?:[a-z] ){3,}[a-z](?![a-z0-9])")  # "s u i c i d e"
+_ZHUYIN = re.compile(r"[\u3105-\u312f\u31a0-\u31bf]+[ˊˇˋ˙]?")
 
 
 def _is_word(char: str) -> bool:
@@ -74,11 +81,42 @@ def _base(raw: str) -> list[tuple[str, Span]]:
             continue
         nxt = pairs[k + 1][0] if k + 1 < len(pairs) else ""
         prev = kept[-1][0] if kept else ""
+        if char in _LEET and prev.isascii() and prev.isalpha() and nxt.isascii() and nxt.isalpha():
+            char = _LEET[char]
         inside = _is_word(prev) and _is_word(nxt)
         if inside and (char in _JOINERS or (char == "." and _LATIN.match(prev) and _LATIN.match(nxt))):
             continue
         kept.append((char, i))
     return kept
+
+
+@cache
+def _zhuyin_table() -> dict[str, str]:
+    """Zhuyin -> toneless pinyin: every syllable of pypinyin's table through pypinyin's own zhuyin
+    conversion, reversed; a lone initial ("ㄌ" for 了) reads as its pinyin initial."""
+    syllables = {
+        unicodedata.normalize("NFKD", r).encode("ascii", "ignore").decode()
+        for readings in pinyin_dict.values()
+        for r in readings.split(",")
+    }
+    table: dict[str, str] = {}
+    for syllable in sorted(syllables):
+        zhuyin = (convert(syllable, Style.BOPOMOFO, True, None) or "").rstrip("ˊˇˋ˙")
+        if zhuyin:
+            table.setdefault(zhuyin, syllable)
+    for zhuyin, syllable in list(table.items()):
+        initial = convert(syllable, Style.INITIALS, True, None) or syllable[0]
+        table.setdefault(zhuyin[0], initial)
+    return table
+
+
+def _from_zhuyin(match: re.Match[str]) -> str | None:
+    symbols = match.group().rstrip("ˊˇˋ˙")
+    table = _zhuyin_table()
+    if symbols in table:
+        return table[symbols]
+    letters = [table.get(symbol) for symbol in symbols]
+    return "".join(letters) if all(letters) else None  # type: ignore[arg-type]
 
 
 def _syllable(syllable: str) -> str:
@@ -164,6 +202,8 @@ def _tidy_spaces(pairs: list[tuple[str, Span]]) -> list[tuple[str, Span]]:
 def normalise(raw: str) -> Normalised:
     """The canonical text the rules run on (see the module docstring), with its map to `raw`."""
     pairs = _base(raw)
+    pairs = _substitute(pairs, _SPELLED_APART, lambda m: m.group().replace(" ", ""))
+    pairs = _substitute(pairs, _ZHUYIN, _from_zhuyin)
     for word, pattern, latin_ok in _core_patterns():
         pairs = _substitute(
             pairs, pattern, lambda m, w=word, ok=latin_ok: w if _spelled_out(m.group(), w, ok) else None

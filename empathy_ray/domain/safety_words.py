@@ -141,6 +141,10 @@ GLOSS: tuple[tuple[str, str], ...] = (
     (r"schedul(?:ed|e|ing)", "定时"),
     (r"send|sent|post(?:ed)?", "发"),
     (r"standing on(?: the)?(?: edge of)?(?: the)?", "站在"),
+    (
+        r"(?:with )?(?:my )?(?:legs?|feet|foot) (?:dangling |hanging )?over the (?:edge|railing|side|ledge)",
+        "腿跨出去",
+    ),
     (r"rn|right now", "现在"),
     (r"how high", "多高"),
     (
