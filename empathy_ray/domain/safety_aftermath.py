@@ -27,7 +27,7 @@ from empathy_ray.domain.safety_lexicon import ATTEMPT, FAREWELL, IDEATION, PLAN,
 
 _MEDICINE = (
     r"(药|药片|药丸|安眠药|安定|止痛药|止痛片|降压药|胰岛素|退烧药|农药|除草剂|剂量|一支|扑热息痛|对乙酰氨基酚"
-    r"|[\u4e00-\u9fff]{1,3}(西泮|唑仑|洛芬|地平))"  # diazepam-, alprazolam-, ibuprofen-, amlodipine-like names
+    r"|[\u4e00-\u9fff]{1,3}(西泮|唑仑|洛芬|地平(?!线)))"  # diazepam-, alprazolam-, ibuprofen-, amlodipine-like names
 )
 _TAKEN = r"((吃|吞|喝|服|打|注射|推)(了|下去|下|掉|完)|一起下(去|肚)了|给自己(推|打|注射)了)"
 # Enough that nobody takes it by mistake: a strip or bottle, tens of tablets, "all of it".
