@@ -52,6 +52,22 @@ def test_latest_skips_unfinished_checkpoints_and_checks_the_seed(tmp_path):
     assert checkpoint.latest(tmp_path / "none") is None
 
 
+def test_a_save_clears_what_a_killed_save_left_behind(tmp_path):
+    class Weights:  # writes into the checkpoint folder what the learner group's save would
+        def save(self, folder: str) -> None:
+            (Path(folder) / "model.safetensors").write_bytes(b"w")
+
+    root = tmp_path / "checkpoints"
+    half = root / ".step_000003.a1b2.tmp"  # atomic_dir's folder of a save that was killed
+    half.mkdir(parents=True)
+    (half / "model.safetensors").write_bytes(b"half")
+    (root / ".step_000002..step_000002.c3d4.tmp.old").mkdir()  # an old one moved aside, never deleted
+    checkpoint.save(root, 2, Weights(), {"cursor": {"seed": 7}}, keep=2)
+    checkpoint.save(root, 4, Weights(), {"cursor": {"seed": 7}}, keep=2)
+    assert sorted(p.name for p in root.iterdir()) == ["step_000002", "step_000004"]
+    assert checkpoint.load_driver_state(root / "step_000004", seed=7)["step"] == 4
+
+
 def test_metrics_rows_after_the_checkpoint_are_dropped(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(json.dumps({"step": s, "x": s / 10}) + "\n" for s in (1, 2, 3, 4)))

@@ -88,6 +88,9 @@ def save(root: Path, step: int, learners: Any, driver_state: dict[str, Any], kee
         save_rng(tmp / DRIVER_RNG)
     for old in sorted(root.glob("step_*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    # what a save killed midway left behind (a whole model, on a real checkpoint): no resume reads it
+    for stale in [*root.glob(".step_*.tmp"), *root.glob(".step_*.old")]:
+        shutil.rmtree(stale, ignore_errors=True)
     log.info("checkpoint %s", final)
     return final
 
