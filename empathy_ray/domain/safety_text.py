@@ -91,14 +91,23 @@ def _base(raw: str) -> list[tuple[str, Span]]:
 
 
 @cache
+def _toneless_readings() -> tuple[tuple[str, frozenset[str]], ...]:
+    """(character, its pinyin readings without tones) for every character of pypinyin's table."""
+    return tuple(
+        (chr(codepoint), frozenset(_strip_tone(r) for r in readings.split(",")))
+        for codepoint, readings in pinyin_dict.items()
+    )
+
+
+def _strip_tone(reading: str) -> str:
+    return unicodedata.normalize("NFKD", reading).encode("ascii", "ignore").decode()
+
+
+@cache
 def _zhuyin_table() -> dict[str, str]:
     """Zhuyin -> toneless pinyin: every syllable of pypinyin's table through pypinyin's own zhuyin
     conversion, reversed; a lone initial ("ㄌ" for 了) reads as its pinyin initial."""
-    syllables = {
-        unicodedata.normalize("NFKD", r).encode("ascii", "ignore").decode()
-        for readings in pinyin_dict.values()
-        for r in readings.split(",")
-    }
+    syllables = set().union(*(readings for _, readings in _toneless_readings()))
     table: dict[str, str] = {}
     for syllable in sorted(syllables):
         zhuyin = (convert(syllable, Style.BOPOMOFO, True, None) or "").rstrip("ˊˇˋ˙")
@@ -111,12 +120,11 @@ def _zhuyin_table() -> dict[str, str]:
 
 
 def _from_zhuyin(match: re.Match[str]) -> str | None:
-    symbols = match.group().rstrip("ˊˇˋ˙")
-    table = _zhuyin_table()
+    """The pinyin of a zhuyin syllable, or of each symbol read alone; None when a symbol has none."""
+    symbols, table = match.group().rstrip("ˊˇˋ˙"), _zhuyin_table()
     if symbols in table:
         return table[symbols]
-    letters = [table.get(symbol) for symbol in symbols]
-    return "".join(letters) if all(letters) else None  # type: ignore[arg-type]
+    return "".join(table[symbol] for symbol in symbols) if all(s in table for s in symbols) else None
 
 
 def _syllable(syllable: str) -> str:
@@ -130,12 +138,9 @@ def _sound_alikes() -> dict[str, str]:
     allow sound-alikes; one pass over pypinyin's character table."""
     wanted = {syllable for w in words.CORE_WORDS if w.sound_alikes for syllable in lazy_pinyin(w.word)}
     found: dict[str, list[str]] = {syllable: [] for syllable in wanted}
-    for codepoint, readings in pinyin_dict.items():
-        for reading in {
-            unicodedata.normalize("NFKD", r).encode("ascii", "ignore").decode() for r in readings.split(",")
-        }:
-            if reading in found:
-                found[reading].append(chr(codepoint))
+    for char, readings in _toneless_readings():
+        for reading in readings & found.keys():
+            found[reading].append(char)
     return {syllable: "".join(chars) for syllable, chars in found.items()}
 
 
