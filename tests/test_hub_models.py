@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from empathy_ray.modeling.chat import encode_messages, prompt_ids, sft_example
+from empathy_ray.modeling.chat import prompt_ids, sft_example
 from empathy_ray.modeling.generation import Sampling, Vocabulary
 from empathy_ray.modeling.tokenizer import COE_TAGS, add_coe_tokens, fit_embeddings, pad_id
 from tests.hub_models import CHECKPOINT_SAMPLING
@@ -119,12 +118,13 @@ def test_a_reward_model_without_pad_token_scores_each_row_as_if_alone(hub_models
     assert len(set(batched.tolist())) == 3
 
 
-@pytest.mark.parametrize("kind", ["qwen", "llama"])
-def test_export_keeps_the_source_tokenizer_generation_config_and_dtype(hub_models, tmp_path, kind):
-    """Trained in fp32 (as SFT loads it), exported as the source was: bf16, same files byte for byte."""
+def test_export_keeps_the_source_tokenizer_generation_config_and_dtype(hub_models, tmp_path):
+    """Trained in fp32 (as SFT loads it), exported as the source was: bf16, same files byte for byte, the
+    trained values. (Every export of both fixtures' pipeline runs is checked the same way, file for file,
+    in test_hub_pipeline.py.)"""
     from empathy_ray.train.engine import export_hf
 
-    src = hub_models[kind]
+    src = hub_models["qwen"]
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
     state = {k: v + 0.01 for k, v in model.state_dict().items()}  # "trained" weights
     export_hf(
@@ -167,301 +167,12 @@ def test_coe_tokens_added_on_request_grow_the_embedding_only_when_needed(hub_mod
     assert weight_dtypes(tmp_path) == {"BF16"}
 
 
-# -- what the rollout engines sample ---------------------------------------------------------------
-
-
-def _generator(engine: str, model_dir: Path):
-    from empathy_ray.modeling.generation import HfGenerator, VllmGenerator
-
-    if engine == "transformers":
-        return HfGenerator(str(model_dir))
-    return VllmGenerator(str(model_dir), max_model_len=512, logprobs_mode="processed_logprobs")
-
-
-def _trap_copy(src: Path, out: Path, first_greedy: int) -> Path:
-    """A copy of the Qwen fixture where (1) every padded embedding row is 10x the row of greedy's first
-    token, so an unmasked engine would pick a padded id first, and (2) that token is an extra EOS in
-    generation_config.json (next to the sampling defaults): a masked engine stops on it at once."""
-    from safetensors.torch import save_file
-
-    shutil.copytree(src, out)
-    weights = load_file(out / "model.safetensors")
-    emb = weights["model.embed_tokens.weight"]  # tied: also the LM head
-    tokenizer_size = len(AutoTokenizer.from_pretrained(src))
-    emb[tokenizer_size:] = 10 * emb[first_greedy]
-    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
-    gen = json.loads((out / "generation_config.json").read_text())
-    gen["eos_token_id"] = [*gen["eos_token_id"], first_greedy]
-    (out / "generation_config.json").write_text(json.dumps(gen))
-    return out
-
-
-@pytest.mark.parametrize("engine", ["transformers", pytest.param("vllm", marks=pytest.mark.slow)])
-def test_rollouts_take_stop_ids_from_the_checkpoint_and_sampling_from_the_config(
-    hub_models, tmp_path, engine
-):
-    """Same seeds, same ids with and without the checkpoint's generation_config.json (temperature 0.3,
-    top_k 5, top_p 0.5, repetition_penalty 1.5 there; 1.0 / none / 1.0 / 1.0 here); padded embedding
-    rows are never sampled; an EOS listed only in generation_config.json stops a reply and is kept."""
-    src = hub_models["qwen"]
-    tok = AutoTokenizer.from_pretrained(src)
-    prompts = [prompt_ids(tok, p, 192) for p in POSTS]
-    sampled, greedy = Sampling(12, temperature=1.0, logprobs=True), Sampling(6)
-
-    gen = _generator(engine, src)
-    with_defaults = gen.sample(prompts, sampled, n=2, seeds=[11, 12])
-    first_greedy = gen.sample(prompts[:1], greedy, n=1, seeds=[0])[0][0].token_ids
-    del gen
-    bare = tmp_path / "no-generation-config"
-    shutil.copytree(src, bare)
-    (bare / "generation_config.json").unlink()
-    without = _generator(engine, bare).sample(prompts, sampled, n=2, seeds=[11, 12])
-    ids = [[c.token_ids for c in group] for group in with_defaults]
-    assert ids == [[c.token_ids for c in group] for group in without]
-    # repetition_penalty 1.5 would forbid greedy's repeats; top_k 5 would keep logprobs above ln(1/5)
-    assert len(set(first_greedy)) < len(first_greedy)
-    assert min(lp for group in with_defaults for c in group for lp in c.logprobs) < -5
-    assert all(len(c.token_ids) == 12 and c.finish_reason == "length" for g in with_defaults for c in g)
-
-    trap = _generator(engine, _trap_copy(src, tmp_path / "trap", first_greedy[0]))
-    reply = trap.sample(prompts[:1], greedy, n=1, seeds=[0])[0][0]
-    assert reply.token_ids == [first_greedy[0]] and reply.finish_reason == "stop"
-    draws = trap.sample(prompts, sampled, n=2, seeds=[3, 4])
-    assert max(t for group in draws for c in group for t in c.token_ids) < len(tok)
-
-
-# -- the whole pipeline on each fixture (one run per fixture, shared) -------------------------------
-
-
-def _adapter_bytes(model_dir: Path, r: int = 8) -> int:
-    """fp32 bytes of a rank-r LoRA on every attention and MLP projection (rl.learner.lora's defaults)."""
-    c = AutoConfig.from_pretrained(model_dir)
-    h, d = c.hidden_size, getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    q, kv = c.num_attention_heads * d, c.num_key_value_heads * d
-    per_layer = 2 * (h + q) + 2 * (h + kv) + 3 * (h + c.intermediate_size)  # q, o; k, v; gate, up, down
-    return 4 * r * per_layer * c.num_hidden_layers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pipeline_overrides(root: Path, model_dir: Path, kind: str) -> list[str]:
-    """On one sample file (24 posts, 48 pairs: 3 SFT, 5 RM steps). LoRA SFT and LoRA learner on both; the
-    RM: LoRA on Qwen, full fine-tuning on Llama (its head untied, no pad token); Qwen's SFT and RM in ZeRO-3,
-    bf16 and gradient checkpointing. SFT's CoE check and eval:
-    transformers (vLLM loads the SFT model to roll out and the export to serve). Both are served at the end."""
-    part, samples = {"qwen": "a", "llama": "b"}[kind], Path(__file__).parents[1] / "empathy_ray/data/samples"
-    rm_lora = "true" if kind == "qwen" else "false"
-    common = [
-        f"run.output_root={root}",
-        "run.name=t",
-        f"model.path={model_dir}",
-        f"data.posts={samples / f'posts-{part}.jsonl'}",
-        f"data.pairs={samples / f'preferences-{part}.jsonl'}",
-        "data.max_prompt_tokens=192",  # the cl100k chat frame alone is ~150 tokens
-        "data.max_response_tokens=48",
-        "sft.epochs=1",
-        "sft.eval_prompts=2",
-        "sft.eval_max_new_tokens=8",
-        "sft.eval_engine=transformers",
-        "sft.log_every=1",
-        "sft.lora.enabled=true",
-        "rm.epochs=1",
-        "rm.log_every=1",
-        f"rm.lora.enabled={rm_lora}",
-        "rl.steps=2",
-        "rl.prompts_per_step=2",
-        "rl.algo.group_size=2",
-        "rl.rollout.max_new_tokens=16",
-        "rl.rollout.num_workers=1",
-        "rl.learner.num_workers=1",
-        "rl.learner.micro_batch_size=4",
-        "rl.learner.lora.enabled=true",
-        "rl.learner.lr=1e-3",  # a LoRA rate (~10x full): two steps' update survives the bf16 export
-        "rl.checkpoint_every=0",
-        "rl.eval_prompts=0",
-        "pipeline.eval=true",
-        # eval generates for the SFT and RL models (the random-weight base is no floor): with vLLM that is
-        # two more engine starts a run; vLLM already loads them for the rollouts (SFT) and the server (RL)
-        "eval.engine=transformers",
-        "eval.baseline=false",
-        "eval.max_posts=2",
-        "eval.max_new_tokens=8",
-        "eval.bootstrap=10",
-    ]
-    # Qwen trains SFT and RM with the real-model recipe: ZeRO-3 (created partitioned), bf16, gradient
-    # checkpointing, LoRA on both (a LoRA rate for SFT so that three steps move the loss)
-    recipe = ["sft.lr=1e-2"] + [
-        f"{stage}.{key}"
-        for stage in ("sft", "rm")
-        for key in ("zero_stage=3", "bf16=true", "gradient_checkpointing=true")
-    ]
-    serve = ["pipeline.serve=true", f"serve.port={_free_port()}", "serve.max_model_len=512"]
-    return [*common, *(recipe if kind == "qwen" else []), *serve]
-
-
-def _run_pipeline(kind: str, hub_models, tmp_path_factory):
-    """(summary, run folder) of `empathy-ray rl model.path=<fixture>` with the overrides above."""
-    from empathy_ray.config import load_config
-    from empathy_ray.pipeline.runner import run_pipeline
-
-    root = tmp_path_factory.mktemp(f"hub-run-{kind}")
-    return run_pipeline(load_config(None, _pipeline_overrides(root, hub_models[kind], kind))), root / "t"
-
-
-# Qwen: one user turn; Llama: a multi-turn conversation through its header-style template
-SERVED_MESSAGES = {
-    "qwen": [{"role": "user", "content": POSTS[0]}],
-    "llama": [
-        {"role": "user", "content": POSTS[1]},
-        {"role": "assistant", "content": "听起来你们之间现在有点僵，你最在意的是哪一部分？"},
-        {"role": "user", "content": "我怕她觉得是我小气。"},
-    ],
-}
-
-
-def _served_run(kind: str, hub_models, tmp_path_factory):
-    """The fixture's pipeline run and one reply of its server through the `openai` client; the server
-    stops at once (a vLLM engine held through the other runs would crowd a 24 GiB machine)."""
-    import openai
-    from ray import serve
-
-    summary, run_dir = _run_pipeline(kind, hub_models, tmp_path_factory)
-    try:
-        client = openai.OpenAI(base_url=summary["serve"]["url"], api_key="none", max_retries=2, timeout=120)
-        reply = client.chat.completions.create(
-            model="empathy-ray", messages=SERVED_MESSAGES[kind], max_tokens=12, seed=1
-        )
-    finally:
-        serve.shutdown()
-    return summary, run_dir, reply
-
-
-@pytest.fixture(scope="module")
-def qwen_run(ray_cluster, hub_models, tmp_path_factory):
-    return _served_run("qwen", hub_models, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def llama_run(ray_cluster, hub_models, tmp_path_factory):
-    return _served_run("llama", hub_models, tmp_path_factory)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["qwen", "llama"])
-def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models, kind):
-    summary, run_dir, _ = request.getfixturevalue(f"{kind}_run")
-    src, qwen = hub_models[kind], kind == "qwen"
-    assert summary["run"]["ran"] == ["sft", "rm", "rl", "eval", "serve"]
-    scores = {name: system["rm_score"] for name, system in summary["eval"]["systems"].items()}
-    assert set(scores) == {"sft", "rl"} and all(math.isfinite(v) for v in scores.values()), scores
-    # LoRA SFT and GRPO learner on both (the learner's adapter alone at every sync); RM: LoRA on Qwen, full
-    # fine-tuning on Llama
-    assert summary["sft"]["lora"] is True and summary["rm"]["lora"] is qwen
-    assert summary["sft"]["eval_prompts"] == 2 and summary["rm"]["eval_pairs"] > 0
-    assert (
-        11.0 < summary["sft"]["loss_first"] < 12.0
-        and summary["sft"]["loss_last"] < summary["sft"]["loss_first"]
-    )
-    assert summary["rm"]["eval_pairs"] > 0 and 0.0 <= summary["rm"]["pairwise_accuracy"] <= 1.0
-    assert summary["rl"]["steps"] == 2
-    rows = [json.loads(x) for x in (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(r["rollout/samples"] == 4 for r in rows)
-    assert all(r["rollout/response_len_mean"] > 0 and r["train/grad_norm"] > 0 for r in rows)
-    assert all(r["sync/bytes"] == _adapter_bytes(src) for r in rows), [r["sync/bytes"] for r in rows]
-    # every export (SFT, RL policy, RM) is the source checkpoint bar the weights: bf16, same files
-    for stage in ("sft", "rl", "rm"):
-        out = run_dir / stage / "model"
-        assert weight_dtypes(out) == {"BF16"}, stage
-        for name in TOKENIZER_FILES:
-            assert (out / name).read_bytes() == (src / name).read_bytes(), (stage, name)
-    # the LoRA learner moved only the adapted projections: embeddings, head and norms are the SFT's
-    sft_w, rl_w = (load_file(run_dir / stage / "model" / "model.safetensors") for stage in ("sft", "rl"))
-    assert all(torch.equal(sft_w[k], rl_w[k]) for k in sft_w if not k.endswith("proj.weight"))
-    assert any(not torch.equal(sft_w[k], rl_w[k]) for k in sft_w if "q_proj" in k)
-    for stage in ("sft", "rl"):  # the policies: same eos list, tied or untied head as the source
-        out = run_dir / stage / "model"
-        assert (out / "generation_config.json").read_bytes() == (src / "generation_config.json").read_bytes()
-        assert weight_names(out) == weight_names(src), stage
-    if qwen:  # ZeRO-3 + bf16 + LoRA SFT: merged on export into the bf16 base, norms untouched
-        assert summary["sft"]["zero_stage"] == summary["rm"]["zero_stage"] == 3
-        base = load_file(src / "model.safetensors")
-        assert any(not torch.equal(base[k], sft_w[k]) for k in base if "q_proj.weight" in k)
-        assert all(torch.equal(base[k], sft_w[k]) for k in base if "norm" in k)
-    rm_dir = run_dir / "rm" / "model"
-    assert not any(p.name.startswith("adapter_") for p in rm_dir.iterdir())
-    assert AutoConfig.from_pretrained(rm_dir).num_labels == 1
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["qwen", "llama"])
-def test_the_served_foreign_model_answers_through_the_openai_client(request, hub_models, kind):
-    """The trained policy, served: the prompt is the checkpoint's own template (one bos on Llama, whose
-    template adds it), the reply stops within max_tokens and its CoE part is split out."""
-    summary, run_dir, reply = request.getfixturevalue(f"{kind}_run")
-    assert summary["serve"]["running"] is True and summary["serve"]["model_dir"] == str(
-        run_dir / "rl" / "model"
-    )
-    choice = reply.choices[0]
-    assert isinstance(choice.message.content, str) and "reasoning_content" in choice.message.model_extra
-    assert choice.model_extra["coe"]["valid"] is False  # random weights write no CoE
-    assert choice.finish_reason in ("stop", "length")
-    tokenizer = AutoTokenizer.from_pretrained(hub_models[kind])
-    ids = encode_messages(tokenizer, SERVED_MESSAGES[kind])
-    assert reply.usage.prompt_tokens == len(ids) > 150
-    if tokenizer.bos_token_id is not None:
-        assert ids.count(tokenizer.bos_token_id) == 1
-    assert 0 < reply.usage.completion_tokens <= 12
-
-
-# -- the learner scores the distribution the rollout sampled from ----------------------------------
-
-# per token, absolute (measured: Llama 1.9e-6; Qwen 9.5e-7 since scoring drops the padded rows too,
-# 9.8e-4 when it spanned them)
-LOGPROB_TOLERANCE = {"qwen": 1e-4, "llama": 1e-4}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["qwen", "llama"])
-def test_learner_logprobs_match_the_rollout_engines_at_its_temperature(hub_models, kind):
-    """vLLM's sampling log-probs (processed: after temperature) against the learner's scoring path
-    (`response_logits` -> `tempered` -> `logprobs_from_logits`, which the reference role shares), at
-    temperature 0.7 and 1.0. fp32 on both sides: kernels differ by ~1e-6; the Qwen fixture's 93 padded
-    rows, which the engine masks out, are left out of the scoring softmax too (algo.sampled_vocab). Scored at
-    temperature 1 instead, samples drawn at 0.7 are off by 0.13."""
-    from empathy_ray.actors.reference import ReferencePolicy
-    from empathy_ray.config import ReferenceConfig
-
-    src = hub_models[kind]
-    tok = AutoTokenizer.from_pretrained(src)
-    prompts = [prompt_ids(tok, p, 192) for p in POSTS]
-    engine = _generator("vllm", src)
-    gaps = {}
-    for temperature in (0.7, 1.0):
-        groups = engine.sample(
-            prompts, Sampling(16, temperature=temperature, logprobs=True), n=2, seeds=[5, 6]
-        )
-        done = [(p, c) for p, group in zip(prompts, groups, strict=True) for c in group]
-        learner = ReferencePolicy(str(src), ReferenceConfig(), temperature=temperature)
-        scored = learner.logprobs([(p, c.token_ids) for p, c in done])
-        gap = max(
-            abs(a - b)
-            for (_, c), row in zip(done, scored, strict=True)
-            for a, b in zip(c.logprobs, row, strict=True)
-        )
-        gaps[temperature] = gap
-    assert max(gaps.values()) < LOGPROB_TOLERANCE[kind], gaps
-
-
 # -- full fine-tuning on a foreign checkpoint ---------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_full_fine_tuning_on_the_llama_fixture(hub_models):
-    """The pipeline runs above use LoRA for SFT and the learner; this is the full-weight path on the
+    """The pipeline runs (test_hub_pipeline.py) use LoRA for SFT and the learner; this is the full-weight path on the
     Llama fixture (untied head, no pad token) in bf16: one SFT step (the SFT stage's loss function) and
     one GRPO learner step. In a process of its own: DeepSpeed keeps the first process group it saw, and
     the suite's in-process learners make and drop theirs (tests/conftest.py)."""
@@ -533,3 +244,105 @@ def full_fine_tuning_check(model_dir: str, port: int) -> None:
     assert n_tokens > 0 and all(math.isfinite(x) for x in losses) and losses[1] < losses[0], losses
     assert {p.dtype for p in engine.module.parameters()} == {torch.bfloat16}
     assert not torch.equal(engine.module.lm_head.weight.detach().cpu(), source["lm_head.weight"])
+
+
+# -- what the rollout engines sample ---------------------------------------------------------------
+
+
+def _generator(engine: str, model_dir: Path):
+    from empathy_ray.modeling.generation import HfGenerator, VllmGenerator
+
+    if engine == "transformers":
+        return HfGenerator(str(model_dir))
+    return VllmGenerator(str(model_dir), max_model_len=512, logprobs_mode="processed_logprobs")
+
+
+def _trap_copy(src: Path, out: Path, first_greedy: int) -> Path:
+    """A copy of the Qwen fixture whose generation_config.json has no sampling defaults left, only its
+    special ids and one more EOS: greedy's first token. Every padded embedding row is 10x that token's
+    row, so an unmasked engine would pick a padded id first; a masked one stops on the token at once."""
+    from safetensors.torch import save_file
+
+    shutil.copytree(src, out)
+    weights = load_file(out / "model.safetensors")
+    emb = weights["model.embed_tokens.weight"]  # tied: also the LM head
+    tokenizer_size = len(AutoTokenizer.from_pretrained(src))
+    emb[tokenizer_size:] = 10 * emb[first_greedy]
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    gen = json.loads((out / "generation_config.json").read_text())
+    gen = {k: v for k, v in gen.items() if k not in CHECKPOINT_SAMPLING}
+    gen["eos_token_id"] = [*gen["eos_token_id"], first_greedy]
+    (out / "generation_config.json").write_text(json.dumps(gen))
+    return out
+
+
+@pytest.mark.parametrize("engine", ["transformers", pytest.param("vllm", marks=pytest.mark.slow)])
+def test_rollouts_take_stop_ids_from_the_checkpoint_and_sampling_from_the_config(
+    hub_models, tmp_path, engine
+):
+    """Same seeds, same ids with and without the checkpoint's sampling defaults (temperature 0.3, top_k
+    5, top_p 0.5, repetition_penalty 1.5 there; 1.0 / none / 1.0 / 1.0 here); padded embedding rows are
+    never sampled; an EOS listed only in generation_config.json stops a reply and is kept."""
+    src = hub_models["qwen"]
+    tok = AutoTokenizer.from_pretrained(src)
+    prompts = [prompt_ids(tok, p, 192) for p in POSTS]
+    sampled, greedy = Sampling(12, temperature=1.0, logprobs=True), Sampling(6)
+
+    gen = _generator(engine, src)
+    with_defaults = [c for group in gen.sample(prompts, sampled, n=2, seeds=[11, 12]) for c in group]
+    first_greedy = gen.sample(prompts[:1], greedy, n=1, seeds=[0])[0][0].token_ids
+    del gen
+    # repetition_penalty 1.5 would forbid greedy's repeats; top_k 5 would keep logprobs above ln(1/5)
+    assert len(set(first_greedy)) < len(first_greedy)
+    assert min(lp for c in with_defaults for lp in c.logprobs) < -5
+    assert all(len(c.token_ids) == 12 and c.finish_reason == "length" for c in with_defaults)
+
+    trap = _generator(engine, _trap_copy(src, tmp_path / "trap", stop := first_greedy[0]))
+    reply = trap.sample(prompts[:1], greedy, n=1, seeds=[0])[0][0]
+    assert reply.token_ids == [stop] and reply.finish_reason == "stop"
+    without = [c for group in trap.sample(prompts, sampled, n=2, seeds=[11, 12]) for c in group]
+    for a, b in zip(with_defaults, without, strict=True):  # the same draws, cut at the extra EOS if any
+        cut = a.token_ids.index(stop) + 1 if stop in a.token_ids else len(a.token_ids)
+        assert b.token_ids == a.token_ids[:cut] and b.finish_reason == (
+            "stop" if stop in a.token_ids else "length"
+        )
+    assert max(t for c in without for t in c.token_ids) < len(tok)
+
+
+# -- the learner scores the distribution the rollout sampled from ----------------------------------
+
+# per token, absolute (measured: Llama 1.9e-6; Qwen 9.5e-7 since scoring drops the padded rows too,
+# 9.8e-4 when it spanned them)
+LOGPROB_TOLERANCE = {"qwen": 1e-4, "llama": 1e-4}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["qwen", "llama"])
+def test_learner_logprobs_match_the_rollout_engines_at_its_temperature(hub_models, kind):
+    """vLLM's sampling log-probs (processed: after temperature) against the learner's scoring path
+    (`response_logits` -> `tempered` -> `logprobs_from_logits`, which the reference role shares), at
+    temperature 0.7 and 1.0. fp32 on both sides: kernels differ by ~1e-6; the Qwen fixture's 93 padded
+    rows, which the engine masks out, are left out of the scoring softmax too (algo.sampled_vocab). Scored at
+    temperature 1 instead, samples drawn at 0.7 are off by 0.13."""
+    from empathy_ray.actors.reference import ReferencePolicy
+    from empathy_ray.config import ReferenceConfig
+
+    src = hub_models[kind]
+    tok = AutoTokenizer.from_pretrained(src)
+    prompts = [prompt_ids(tok, p, 192) for p in POSTS]
+    engine = _generator("vllm", src)
+    gaps = {}
+    for temperature in (0.7, 1.0):
+        groups = engine.sample(
+            prompts, Sampling(16, temperature=temperature, logprobs=True), n=2, seeds=[5, 6]
+        )
+        done = [(p, c) for p, group in zip(prompts, groups, strict=True) for c in group]
+        learner = ReferencePolicy(str(src), ReferenceConfig(), temperature=temperature)
+        scored = learner.logprobs([(p, c.token_ids) for p, c in done])
+        gap = max(
+            abs(a - b)
+            for (_, c), row in zip(done, scored, strict=True)
+            for a, b in zip(c.logprobs, row, strict=True)
+        )
+        gaps[temperature] = gap
+    assert max(gaps.values()) < LOGPROB_TOLERANCE[kind], gaps
