@@ -54,3 +54,25 @@ def test_eval_cli_two_models_rm_judge(ray_cluster, tiny_model_dir, other_model_d
     assert wins["seed0"]["win@2"] == wins["seed1"]["win@2"] == 1.0  # two systems: always in the top 2
     md = (out / "eval.md").read_text(encoding="utf-8")
     assert "| seed0 |" in md and "Win@1" in md and "rm:" in md
+
+
+def test_transformers_answers_every_system_in_one_task(ray_cluster, tiny_model_dir, other_model_dir):
+    """transformers `generate` leaves no engine memory behind, so one task answers for every system:
+    each gets the answers it gives in a task of its own."""
+    from empathy_ray.config import load_config
+    from empathy_ray.eval.answers import generate_answers, select_posts
+
+    overrides = [
+        "eval.engine=transformers",
+        "eval.max_posts=2",
+        "eval.max_new_tokens=12",
+        "eval.temperature=1.0",
+    ]
+    cfg = load_config(None, overrides)
+    posts = select_posts(cfg)
+    together = generate_answers(cfg, {"seed0": tiny_model_dir, "seed1": other_model_dir}, posts)
+    alone = generate_answers(cfg, {"seed1": other_model_dir}, posts)
+    assert len(together.completions["seed1"]) == len(posts) == 2
+    assert together.completions["seed1"] == alone.completions["seed1"]
+    assert together.completions["seed0"] != together.completions["seed1"]
+    assert set(together.seconds) == {"seed0", "seed1"} and all(s > 0 for s in together.seconds.values())

@@ -52,10 +52,10 @@ SCRIPT = textwrap.dedent(
 )
 
 ON_GPU = "{gpu_node: 1}"
-# what touches a model: Ray Train workers (SFT, RM), the four RL roles, eval's generation and RM tasks,
-# SFT's validity generation (the same task function as eval's)
+# what touches a model: Ray Train workers (SFT, RM), the four RL roles, eval's generation (transformers:
+# every system in one task) and RM tasks, SFT's validity generation
 MODEL_ACTORS = ("RayTrainWorker", "RolloutEngine", "LearnerRank", "ReferencePolicy", "RewardScorer")
-MODEL_TASKS = ("_sample_task", "_score_task")
+MODEL_TASKS = ("_sample_task", "_sample_each_task", "_score_task")
 
 
 def test_every_model_touching_task_lands_on_the_gpu_node_type(tiny_model_dir, tmp_path):

@@ -1,15 +1,18 @@
 """The evaluation posts and every system's answers to them.
 
 All systems answer the same posts with the same sampling seed, so their differences come from the
-models alone. Each model generates in its own Ray task (`runtime.generation_task`).
+models alone. They generate in Ray tasks (`runtime.generation_task`): one per model with vLLM, one for
+all of them with transformers `generate`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from empathy_ray.config import Config, ConfigError, EvalConfig
 from empathy_ray.data import dataset
@@ -17,10 +20,11 @@ from empathy_ray.data.records import Post
 from empathy_ray.domain import coe
 from empathy_ray.domain.safety import assess
 from empathy_ray.modeling.generation import Sampling
-from empathy_ray.runtime.generation_task import Request, sample_posts
+from empathy_ray.runtime.generation_task import Request, sample_models, sample_posts
 from empathy_ray.runtime.resources import Demand
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,10 @@ class Answers:
 
 
 def generate_answers(cfg: Config, models: dict[str, Path], posts: list[EvalPost]) -> Answers:
-    """Each system answers every post, and samples eval.crisis_samples answers to each flagged post,
-    in one task per system (one engine start).
+    """Each system answers every post, and samples eval.crisis_samples answers to each flagged post.
 
-    Models run one after another: on a CPU box two engines would only fight over the cores.
+    vLLM: one task per system (one engine start each), one after another: on a CPU box two engines would
+    only fight over the cores. transformers: every system in one task, one process start for all.
     """
     for name, model_dir in models.items():
         if not (Path(model_dir) / "config.json").is_file():
@@ -85,18 +89,25 @@ def generate_answers(cfg: Config, models: dict[str, Path], posts: list[EvalPost]
         requests.append(
             Request(flagged, Sampling(ev.max_new_tokens, ev.crisis_temperature), ev.crisis_samples)
         )
+    for name in models:
+        log.info("eval: %s generates %d answers (engine %s)", name, len(posts), ev.engine)
+    args = (requests, cfg.data.max_prompt_tokens, ev.engine, ev.seed, eval_demand(ev))
+    if ev.engine == "transformers":
+        results = sample_models({name: str(d) for name, d in models.items()}, *args)
+    else:
+        results = {name: _timed(sample_posts, str(d), *args) for name, d in models.items()}
     out = Answers()
-    for name, model_dir in models.items():
-        t0 = time.perf_counter()
-        log.info("eval: %s generates %d answers (engine %s)", name, len(posts), cfg.eval.engine)
-        results = sample_posts(
-            str(model_dir), requests, cfg.data.max_prompt_tokens, ev.engine, ev.seed, eval_demand(ev)
-        )
-        out.completions[name] = [group[0] for group in results[0]]
-        if len(results) > 1:
-            out.crisis[name] = results[1]
-        out.seconds[name] = round(time.perf_counter() - t0, 2)
+    for name, (answers, seconds) in results.items():
+        out.completions[name] = [group[0] for group in answers[0]]
+        if len(answers) > 1:
+            out.crisis[name] = answers[1]
+        out.seconds[name] = seconds
     return out
+
+
+def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    t0 = time.perf_counter()
+    return fn(*args), round(time.perf_counter() - t0, 2)
 
 
 def answer_rows(

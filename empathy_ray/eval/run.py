@@ -213,13 +213,15 @@ def run_eval(
     init_ray(cfg.ray)
     posts = select_posts(cfg)
     answers = Answers()
+    # vLLM: one system at a time, so the bar moves per system; transformers: all in one task
+    groups = [models] if cfg.eval.engine == "transformers" else [{n: d} for n, d in models.items()]
     with console.progress(len(posts) * len(models), "[eval] answers", unit="post") as bar:
-        for name, model_dir in models.items():  # one system at a time: the bar moves per system
-            one = generate_answers(cfg, {name: model_dir}, posts)
+        for group in groups:
+            one = generate_answers(cfg, group, posts)
             answers.completions |= one.completions
             answers.crisis |= one.crisis
             answers.seconds |= one.seconds
-            bar.update(len(posts))
+            bar.update(len(posts) * len(group))
     completions, gen_s = answers.completions, answers.seconds
     t_rm = time.perf_counter()
     rm_scores = _rm_scores(cfg, rm_dir, posts, completions) if rm_dir is not None else None

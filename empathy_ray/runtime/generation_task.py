@@ -8,6 +8,7 @@ the GPU-less head that runs the driver.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,20 @@ def sample_posts(
     """For each request, for each of its texts, its n answers: one engine start serves every request,
     in a task asking `demand` (default: one CPU)."""
     return run_model_task(_sample_task, demand, model_dir, requests, max_prompt_tokens, engine, seed)
+
+
+def sample_models(
+    model_dirs: dict[str, str],
+    requests: list[Request],
+    max_prompt_tokens: int,
+    engine: Engine,
+    seed: int = 0,
+    demand: Demand | None = None,
+) -> dict[str, tuple[list[list[list[str]]], float]]:
+    """`sample_posts` for several models in one task, with the seconds each took there. For transformers
+    `generate`, which leaves no engine memory behind: the models share one process start (vLLM engines
+    get a process each, `sample_posts`)."""
+    return run_model_task(_sample_each_task, demand, model_dirs, requests, max_prompt_tokens, engine, seed)
 
 
 def answer_posts(
@@ -92,4 +107,15 @@ def _sample_task(
         prompts = [prompt_ids(tokenizer, t, max_prompt_tokens) for t in req.texts]
         groups = generator.sample(prompts, req.sampling, n=req.n, seeds=[seed] * len(prompts))
         out.append([[c.text for c in group] for group in groups])
+    return out
+
+
+def _sample_each_task(
+    model_dirs: dict[str, str], requests: list[Request], max_prompt_tokens: int, engine: Engine, seed: int
+) -> dict[str, tuple[list[list[list[str]]], float]]:
+    out = {}
+    for name, model_dir in model_dirs.items():
+        t0 = time.perf_counter()
+        answers = _sample_task(model_dir, requests, max_prompt_tokens, engine, seed)
+        out[name] = (answers, round(time.perf_counter() - t0, 2))
     return out
