@@ -87,6 +87,20 @@ from empathy_ray.domain.safety import SafetyAssessment, assess
         ("月经量大血一直流止不住", "none"),
         ("不小心被烟头烫到手臂上，起泡了", "none"),
         ("又划了一道线，这本书我画得乱七八糟", "none"),
+        # one's own death imagined for the regret it would bring; a will, a parent's question
+        ("要是我死了，他们会不会有一点点愧疚", "low"),
+        ("如果我死了，爸妈会不会后悔当初那样对我", "low"),
+        ("如果我死了，存款和房子是不是要先写好遗嘱", "none"),
+        # Cantonese and Hokkien wishes; a villain in a series
+        ("我成日谂住死咗就好", "low"),
+        ("阮真正無想欲活矣", "low"),
+        ("套剧入面个奸角死咗就好啦，睇到好嬲", "none"),
+        ("我觉得那个渣男死了就好", "none"),
+        # over the edge with the baby; going down with her to play
+        ("好几次站在窗边想，干脆抱着她一起下去算了", "high"),
+        ("想着我们俩一起跳下去就都解脱了", "high"),
+        ("抱着宝宝一起下去楼下晒太阳", "none"),
+        ("周末带着儿子一起跳下去泳池玩水", "none"),
     ],
 )
 def test_aftermath_rules(text: str, level: str) -> None:

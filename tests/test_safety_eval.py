@@ -16,7 +16,7 @@ from empathy_ray.eval.safety import SafetySetError, load_set
 
 SET_DIR = Path(__file__).parent / "data" / "safety"
 TUNE, TEST = SET_DIR / "tune.jsonl", SET_DIR / "test.jsonl"
-LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 13))
+LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 15))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -103,16 +103,18 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
         assert not test_texts & {r.get("text") for r in rows if r["type"] == "message"}, path
 
 
-# tune3..tune12 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
+# tune3..tune14 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
 # recall, 12.6 % false alarms; tune4: 64.1 %, 8.3 %; tune5: 69.0 %, 17.1 %; tune6: 52.5 %, 10.4 %; tune7:
 # 62.7 %, 10.3 %; tune8: 54.0 %, 7.4 %; tune9 after the tune7/tune8 round: 70.7 %, 13.2 %; tune10 after the
-# tune9 round: 46.0 %, 11.8 %; tune5 to tune12 written by sessions that had read neither the rules nor the
+# tune9 round: 46.0 %, 11.8 %; tune5 to tune14 written by sessions that had read neither the rules nor the
 # other sets). tune3..tune10 are tuning data now, never a test figure, and the classifier trains on them:
 # these are fitted figures, and even so the guard misses some (the command says FAIL, exit 1). tune9's and
 # tune10's false alarms are hyperbole, grief and a retraction the guard does not accept
-# (tests/data/safety/README.md). tune11 and tune12, written after the tune10 round, are the blind figures
-# here: nothing was tuned or trained on them yet (with the guard before that round: 73.2 % / 13.2 % and
-# 61.1 % / 7.4 %; the rules alone 55.4 % and 47.1 % both times).
+# (tests/data/safety/README.md). tune11 and tune12, written after the tune10 round (blind: 73.2 % / 13.2 %
+# and 61.1 % / 7.4 % with the guard before it, 84.1 % and 72.6 % after it), got three rules from their
+# misses; the classifier retrained with them scored worse held out (README) and was not shipped. tune13 and
+# tune14, written after the tune10 round too, are the blind figures here: nothing was tuned or trained on
+# them (rules alone 36.3 % and 38.2 %).
 @pytest.mark.parametrize(
     ("name", "positives", "negatives", "code"),
     [
@@ -124,8 +126,10 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
         ("tune8", "| 150 | 148 | 98.7% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 112
         ("tune9", "| 150 | 142 | 94.7% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
         ("tune10", "| 150 | 144 | 96.0% |  |", "| 68 | 8 |  | 11.8% |", 1),  # rules alone: 66
-        ("tune11", "| 157 | 132 | 84.1% |  |", "| 68 | 9 |  | 13.2% |", 1),  # blind; rules alone: 87
-        ("tune12", "| 157 | 114 | 72.6% |  |", "| 68 | 5 |  | 7.4% |", 1),  # blind; rules alone: 74
+        ("tune11", "| 157 | 133 | 84.7% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 88
+        ("tune12", "| 157 | 119 | 75.8% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 79
+        ("tune13", "| 157 | 116 | 73.9% |  |", "| 68 | 5 |  | 7.4% |", 1),  # blind; rules alone: 57
+        ("tune14", "| 157 | 111 | 70.7% |  |", "| 68 | 4 |  | 5.9% |", 1),  # blind; rules alone: 60
     ],
 )
 def test_later_tuning_sets_after_tuning_on_them(
