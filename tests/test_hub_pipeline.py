@@ -182,7 +182,7 @@ def hub_runs(ray_cluster, hub_models, tmp_path_factory) -> dict:
         try:
             _served_run("qwen", hub_models["qwen"], roots["qwen"])
         except BaseException:
-            other.terminate()  # its Ray goes with it (Ray's processes die with the driver that started them)
+            other.terminate()  # a Ray driver exits on SIGTERM and its local cluster goes with it
             other.wait()
             raise
         rc = other.wait(timeout=900)
