@@ -8,11 +8,8 @@ all of them with transformers `generate`.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 from empathy_ray.config import Config, ConfigError, EvalConfig
 from empathy_ray.data import dataset
@@ -20,11 +17,10 @@ from empathy_ray.data.records import Post
 from empathy_ray.domain import coe
 from empathy_ray.domain.safety import assess
 from empathy_ray.modeling.generation import Sampling
-from empathy_ray.runtime.generation_task import Request, sample_models, sample_posts
+from empathy_ray.runtime.generation_task import Request, sample_models
 from empathy_ray.runtime.resources import Demand
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,12 +69,16 @@ class Answers:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def generate_answers(cfg: Config, models: dict[str, Path], posts: list[EvalPost]) -> Answers:
-    """Each system answers every post, and samples eval.crisis_samples answers to each flagged post.
+def task_groups(ev: EvalConfig, models: dict[str, Path]) -> list[dict[str, Path]]:
+    """The systems that share a generation task. vLLM: one each (one engine start each, one after
+    another: on a CPU box two engines would only fight over the cores); transformers `generate` leaves
+    no engine memory behind: all of them, one process start."""
+    return [models] if ev.engine == "transformers" else [{name: d} for name, d in models.items()]
 
-    vLLM: one task per system (one engine start each), one after another: on a CPU box two engines would
-    only fight over the cores. transformers: every system in one task, one process start for all.
-    """
+
+def generate_answers(cfg: Config, models: dict[str, Path], posts: list[EvalPost]) -> Answers:
+    """Each system of `models` (one of `task_groups`) answers every post, and samples
+    eval.crisis_samples answers to each flagged post, in one Ray task."""
     for name, model_dir in models.items():
         if not (Path(model_dir) / "config.json").is_file():
             raise ConfigError(f"model {name!r}: no HF model at {model_dir} (config.json missing)")
@@ -91,11 +91,8 @@ def generate_answers(cfg: Config, models: dict[str, Path], posts: list[EvalPost]
         )
     for name in models:
         log.info("eval: %s generates %d answers (engine %s)", name, len(posts), ev.engine)
-    args = (requests, cfg.data.max_prompt_tokens, ev.engine, ev.seed, eval_demand(ev))
-    if ev.engine == "transformers":
-        results = sample_models({name: str(d) for name, d in models.items()}, *args)
-    else:
-        results = {name: _timed(sample_posts, str(d), *args) for name, d in models.items()}
+    dirs = {name: str(d) for name, d in models.items()}
+    results = sample_models(dirs, requests, cfg.data.max_prompt_tokens, ev.engine, ev.seed, eval_demand(ev))
     out = Answers()
     for name, (answers, seconds) in results.items():
         out.completions[name] = [group[0] for group in answers[0]]
@@ -103,11 +100,6 @@ def generate_answers(cfg: Config, models: dict[str, Path], posts: list[EvalPost]
             out.crisis[name] = answers[1]
         out.seconds[name] = seconds
     return out
-
-
-def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
-    t0 = time.perf_counter()
-    return fn(*args), round(time.perf_counter() - t0, 2)
 
 
 def answer_rows(

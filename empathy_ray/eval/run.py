@@ -25,6 +25,7 @@ from empathy_ray.eval.answers import (
     eval_demand,
     generate_answers,
     select_posts,
+    task_groups,
 )
 from empathy_ray.eval.judge import EndpointJudge, endpoint_rankings, rm_rankings
 from empathy_ray.eval.ranking import Ranking, summarise, to_markdown
@@ -213,10 +214,8 @@ def run_eval(
     init_ray(cfg.ray)
     posts = select_posts(cfg)
     answers = Answers()
-    # vLLM: one system at a time, so the bar moves per system; transformers: all in one task
-    groups = [models] if cfg.eval.engine == "transformers" else [{n: d} for n, d in models.items()]
     with console.progress(len(posts) * len(models), "[eval] answers", unit="post") as bar:
-        for group in groups:
+        for group in task_groups(cfg.eval, models):  # the bar moves per task
             one = generate_answers(cfg, group, posts)
             answers.completions |= one.completions
             answers.crisis |= one.crisis

@@ -48,9 +48,8 @@ def sample_models(
     seed: int = 0,
     demand: Demand | None = None,
 ) -> dict[str, tuple[list[list[list[str]]], float]]:
-    """`sample_posts` for several models in one task, with the seconds each took there. For transformers
-    `generate`, which leaves no engine memory behind: the models share one process start (vLLM engines
-    get a process each, `sample_posts`)."""
+    """`sample_posts` for each model, one after another in one task, with the seconds each took there
+    (several only with transformers `generate`, which leaves no engine memory behind)."""
     return run_model_task(_sample_each_task, demand, model_dirs, requests, max_prompt_tokens, engine, seed)
 
 
