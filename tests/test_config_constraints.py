@@ -25,6 +25,7 @@ CONTEXT: dict[str, list[str]] = {
     "serve.max_tokens_limit=1": ["serve.default_max_tokens=1"],
     "rl.sync=nccl": ["rl.learner.num_gpus=1"],
     "rl.sync_lora=adapter": ["rl.learner.lora.enabled=true"],
+    "rl.reference.source=learner": ["rl.learner.lora.enabled=true"],
     "eval.judge=endpoint": ["eval.judge_url=http://127.0.0.1:9/v1"],
 }
 

@@ -21,8 +21,14 @@ from empathy_ray.rl.driver import checked_advantages
 from empathy_ray.runtime.tracking import read_metrics
 from tests.helpers import capture_rollouts, short_rl_config, started_driver
 
-# One learner rank and one rollout worker: the faults here are in the reward role.
-SMALL = ("rl.learner.num_workers=1", "rl.rollout.num_workers=1", "rl.eval_prompts=0")
+# One learner rank and one rollout worker, on transformers `generate`: the faults here are in the reward
+# role (a vLLM worker costs ~6 s more to start here; its faults are in test_rl.py and test_async_grpo.py).
+SMALL = (
+    "rl.learner.num_workers=1",
+    "rl.rollout.num_workers=1",
+    "rl.rollout.engine=transformers",
+    "rl.eval_prompts=0",
+)
 
 
 def _models(trained_run) -> tuple[str, str]:

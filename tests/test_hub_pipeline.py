@@ -220,6 +220,10 @@ def test_every_stage_accepts_a_foreign_checkpoint_unchanged(request, hub_models,
     assert summary["rl"]["steps"] == 2
     rows = [json.loads(x) for x in (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["rollout/samples"] == 4 for r in rows)
+    # the LoRA learner scores the reference with its adapter off (no reference actor): the starting
+    # policy exactly, so no KL before the first update, some after it
+    assert summary["rl"]["reference"] == "learner"
+    assert rows[0]["train/kl"] == 0.0 and rows[1]["train/kl"] > 0.0, [r["train/kl"] for r in rows]
     assert all(r["rollout/response_len_mean"] > 0 and r["train/grad_norm"] > 0 for r in rows)
     # Qwen's vLLM engine takes the adapter alone; Llama's transformers engine the merged fp32 weights
     synced = (

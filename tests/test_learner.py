@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from empathy_ray.actors import learner as learner_mod
-from empathy_ray.actors.learner import micro_batches_per_rank
+from empathy_ray.actors.learner_config import micro_batches_per_rank
 from empathy_ray.actors.learner_group import LearnerGroup
 from empathy_ray.algo import logprobs_from_logits, sampled_vocab
 from empathy_ray.runtime.placement import local_ranks, split_even
@@ -212,7 +212,7 @@ def test_group_trains_in_lockstep(ray_cluster, tiny_model_dir, make_rank, zero):
     group = LearnerGroup.create(str(tiny_model_dir), cfg, seed=0)
     try:
         pairs = PAIRS[:3]
-        assert max_diff(group.logprobs(pairs), hf_logprobs(hf_model(tiny_model_dir), pairs)) < 1e-5
+        assert max_diff(group.logprobs(pairs).result(), hf_logprobs(hf_model(tiny_model_dir), pairs)) < 1e-5
         before = group.weights_checksums()
 
         stats = group.train(items).result()
@@ -235,7 +235,10 @@ def test_group_trains_in_lockstep(ray_cluster, tiny_model_dir, make_rank, zero):
         q = "model.layers.1.mlp.down_proj.weight"
         assert not torch.equal(weights[q], base[q])
         # The gathered weights are the ones the ranks compute with.
-        assert max_diff(group.logprobs(pairs), hf_logprobs(hf_model(tiny_model_dir, weights), pairs)) < 1e-5
+        assert (
+            max_diff(group.logprobs(pairs).result(), hf_logprobs(hf_model(tiny_model_dir, weights), pairs))
+            < 1e-5
+        )
     finally:
         group.shutdown()
 

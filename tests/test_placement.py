@@ -1,7 +1,9 @@
 """Role placement on a simulated multi-node cluster (`ray.cluster_utils.Cluster`).
 
 Runs in a subprocess: a process can hold only one Ray connection, and the rest of the suite shares
-the session's single-node cluster.
+the session's single-node cluster. Placement does not depend on the engine, so the rollout workers run
+transformers `generate` (four vLLM engines would take most of the test's time; test_gpu_placement.py
+places vLLM workers).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ SCRIPT = textwrap.dedent(
             "rl.reward_model=none", "rl.reward.rm_weight=0", "rl.reward.length_weight=1",
             f"rl.rollout.num_workers={workers}", "rl.rollout.resources={rollout_node: 1}",
             "rl.learner.resources={learner_node: 1}", "rl.reward.resources={head_node: 0.1}",
-            "rl.reference.resources={head_node: 0.1}",
+            "rl.reference.resources={head_node: 0.1}", "rl.rollout.engine=transformers",
             "rl.prompts_per_step=4", "rl.algo.group_size=2", "rl.learner.micro_batch_size=2",
             "rl.rollout.max_new_tokens=8", "data.max_prompt_tokens=128",
         ])

@@ -9,9 +9,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from empathy_ray.actors.group import ActorGroup
 from empathy_ray.actors.reference import ReferencePolicy
-from empathy_ray.config import ReferenceConfig
+from empathy_ray.config import ConfigError, ReferenceConfig, load_config
 from empathy_ray.modeling.chat import prompt_ids
+from empathy_ray.runtime.resources import rl_role_demands
 from empathy_ray.train.packing import pack_by_tokens
+from tests.learner_helpers import max_diff, step_items
 
 POSTS = ["考试焦虑\n下周就要考试了，我睡不着。", "和父母吵架\n他们总是不理解我的选择，我很委屈。", "失眠"]
 RESPONSE_LENGTHS = [7, 1, 13, 0, 4]
@@ -117,3 +119,32 @@ def test_bf16_reference_stays_close_to_fp32(tiny_model_dir, reference, items):
     ]
     print(f"bf16 vs fp32 reference log-probs over {len(diffs)} tokens: max {max(diffs):.3g}")
     assert 0 < max(diffs) < 0.02
+
+
+def test_a_lora_learner_with_its_adapter_off_is_the_reference(make_rank, tiny_model_dir, items):
+    """rl.reference.source=learner: once an update has moved a LoRA learner, its reference log-probs are
+    still the starting policy's (a ReferencePolicy's at the same temperature) while its own have moved;
+    a fully fine-tuned learner no longer holds the starting policy and refuses."""
+    rank = make_rank(lora=True, temperature=0.7)
+    rank.train_step(step_items([1.0, -1.0, 0.5, -0.5]))
+    want = ReferencePolicy(str(tiny_model_dir), ReferenceConfig(), temperature=0.7).logprobs(items)
+    got, current = rank.logprobs(items, reference=True), rank.logprobs(items)
+    print(
+        f"learner as reference vs ReferencePolicy: {max_diff(got, want):.2g}; moved by {max_diff(current, want):.2g}"
+    )
+    assert [len(row) for row in got] == RESPONSE_LENGTHS
+    assert max_diff(got, want) < 1e-5 and max_diff(current, want) > 1e-3
+    with pytest.raises(ValueError, match="need a LoRA learner"):
+        make_rank().logprobs(items, reference=True)
+
+
+def test_the_reference_source_decides_whether_a_reference_actor_is_placed():
+    def rl(*overrides: str):
+        return load_config(None, list(overrides)).rl
+
+    lora = "rl.learner.lora.enabled=true"
+    assert rl(lora).reference_in_learner and "rl.reference" not in rl_role_demands(rl(lora))
+    assert not rl().reference_in_learner and "rl.reference" in rl_role_demands(rl())
+    assert not rl(lora, "rl.reference.source=actor").reference_in_learner
+    with pytest.raises(ConfigError, match=r"rl.reference.source=learner needs a LoRA learner"):
+        rl("rl.reference.source=learner")

@@ -59,7 +59,7 @@ def test_roles_agree_on_logprobs_and_sync(trained_run, tiny_model_dir, tmp_path)
     with started_driver(cfg, sft) as (roles, driver):
         samples = driver.rollout(driver.prompts[:4])
         items = [(s.prompt_ids, s.response_ids) for s in samples]
-        learner_lp = roles.learners.logprobs(items)
+        learner_lp = roles.learners.logprobs(items).result()
         ref_lp = roles.ref_logprobs(items).result()
         diffs = [
             abs(a - b)

@@ -22,6 +22,7 @@ group of M (`LearnerGroup` adds their rendezvous).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections import Counter, deque
@@ -75,10 +76,17 @@ def _with_process_setup(cls: type, log_file: str | None) -> type:
 
 
 class ActorGroup:
-    """`actors[r]` is an actor of one plain class in bundle r of the group's placement group."""
+    """`actors[r]` is an actor of one plain class in bundle r of the group's placement group.
+
+    A fan-out (`call_all`, `call_each`, `call_shares`) is submitted under the group's lock, so every
+    actor receives the fan-outs in one order even when several threads send them (Ray runs one
+    submitter's calls to an actor in submission order). Learner ranks need it: with the reference in the
+    learner a scoring thread sends reference calls while the driver trains and syncs, and two ranks that
+    ran two collective calls in opposite orders would wait for each other for ever."""
 
     def __init__(self, role: str, actors: list[ActorHandle], pg: PlacementGroup) -> None:
         self.role, self.actors, self.pg = role, actors, pg
+        self._order = threading.Lock()
 
     @classmethod
     def start(
@@ -117,14 +125,16 @@ class ActorGroup:
     # -- fan-out: each returns without waiting --------------------------------------------------------
 
     def call_all(self, method: str, *args: Any) -> list[ray.ObjectRef]:
-        return [getattr(a, method).remote(*args) for a in self.actors]
+        return self.call_each(method, [args] * len(self.actors))
 
     def call_each(self, method: str, per_actor: Sequence[tuple]) -> list[ray.ObjectRef]:
-        return [getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor, strict=True)]
+        with self._order:
+            return [getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor, strict=True)]
 
-    def call_shares(self, method: str, items: list[Any]) -> list[ray.ObjectRef]:
-        """Contiguous shares of `items` in order, sizes differing by at most one, one per actor."""
-        return self.call_each(method, [(share,) for share in split_even(items, len(self.actors))])
+    def call_shares(self, method: str, items: list[Any], *args: Any) -> list[ray.ObjectRef]:
+        """Contiguous shares of `items` in order, sizes differing by at most one, one per actor (`args`
+        follow each share)."""
+        return self.call_each(method, [(share, *args) for share in split_even(items, len(self.actors))])
 
     def call_one(self, index: int, method: str, *args: Any) -> ray.ObjectRef:
         return getattr(self.actors[index], method).remote(*args)

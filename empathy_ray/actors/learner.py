@@ -18,6 +18,7 @@ Log-probs: logits over `rl.rollout.temperature`, as reference and rollouts have 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from datetime import timedelta
@@ -28,6 +29,7 @@ import torch
 import torch.distributed as dist
 
 from empathy_ray.actors.adapter_sync import gather_adapter
+from empathy_ray.actors.learner_config import trainer_config
 from empathy_ray.actors.learner_stats import StepStats
 from empathy_ray.actors.weight_sync import Broadcaster, SyncStats
 from empathy_ray.algo.importance import padded_rows, tis_weights
@@ -41,7 +43,7 @@ from empathy_ray.algo.losses import (
     tempered,
 )
 from empathy_ray.algo.masked import masked_mean
-from empathy_ray.config import RLConfig, TrainerConfig
+from empathy_ray.config import RLConfig
 from empathy_ray.modeling.batching import ResponseBatch, check_train_items, collate, response_logits
 from empathy_ray.runtime.checkpoint import load_rng, save_rng
 from empathy_ray.runtime.placement import node_address
@@ -58,34 +60,6 @@ from empathy_ray.train.engine import (
 from empathy_ray.train.packing import pack_by_tokens
 
 log = logging.getLogger(__name__)
-
-
-def micro_batches_per_rank(cfg: RLConfig) -> int:
-    """DeepSpeed's gradient accumulation: each rank's share of the step's B*G samples in micro-batches,
-    so that one optimizer step consumes the whole batch once (the config checks that it divides evenly
-    when it loads: Config.validate). With a token budget DeepSpeed's count is nominal: `train_step` sets
-    the accumulation boundary itself."""
-    lc, n = cfg.learner, cfg.prompts_per_step * cfg.algo.group_size
-    return n // (lc.num_workers * lc.micro_batch_size)
-
-
-def trainer_config(cfg: RLConfig) -> TrainerConfig:
-    """The DeepSpeed settings `init_engine` takes, from the learner's: constant LR, one step per epoch."""
-    lc = cfg.learner
-    return TrainerConfig(
-        num_workers=lc.num_workers,
-        num_gpus=lc.num_gpus,
-        zero_stage=lc.zero_stage,
-        bf16=lc.bf16,
-        lr=lc.lr,
-        min_lr_ratio=1.0,
-        warmup_ratio=0.0,
-        weight_decay=lc.weight_decay,
-        micro_batch_size=lc.micro_batch_size,
-        grad_accum=micro_batches_per_rank(cfg),
-        max_grad_norm=lc.max_grad_norm,
-        lora=lc.lora,
-    )
 
 
 class LearnerRank:
@@ -178,14 +152,30 @@ class LearnerRank:
             dist.all_reduce(t, op=op)
         return t.tolist()
 
+    def _policy(self, reference: bool) -> contextlib.AbstractContextManager:
+        """The current policy, or with `reference` the starting one: the LoRA adapter switched off leaves
+        the base this learner started from (rl.reference.source=learner)."""
+        if not reference:
+            return contextlib.nullcontext()
+        if not self.cfg.learner.lora.enabled:
+            raise ValueError("reference log-probs from the learner need a LoRA learner (rl.learner.lora)")
+        return self.engine.module.disable_adapter()
+
     @torch.no_grad()
-    def logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
-        """Log-prob of every response token under the current weights, aligned 1:1 with response_ids.
+    def logprobs(
+        self, items: list[tuple[list[int], list[int]]], reference: bool = False
+    ) -> list[list[float]]:
+        """Log-prob of every response token under the current weights (with `reference`: the starting
+        policy's), aligned 1:1 with response_ids.
 
         Collective under ZeRO-3 (every rank calls it, with its own items, possibly none)."""
         for i, (prompt, _) in enumerate(items):
             if not prompt:
                 raise ValueError(f"LearnerRank.logprobs: item {i} has no prompt tokens to condition on")
+        with self._policy(reference):
+            return self._logprobs(items)
+
+    def _logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         self.engine.eval()
         groups = self._plan([len(p) + len(r) for p, r in items])
         rounds = len(groups)

@@ -35,7 +35,7 @@ def _settled(refs: list[ray.ObjectRef], fetch_local: bool = True) -> None:
 
 
 class LearnerGroup:
-    """M `LearnerRank` actors; each method runs on every rank."""
+    """M `LearnerRank` actors; each method runs on every rank (in one order: `ActorGroup`'s fan-outs)."""
 
     def __init__(self, group: ActorGroup) -> None:
         self.group = group
@@ -85,11 +85,18 @@ class LearnerGroup:
 
         return Pending(wait)
 
-    def logprobs(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
-        """Response-token log-probs; every rank scores a contiguous share (all must take part under ZeRO-3)."""
-        refs = self.group.call_shares("logprobs", items)
-        _settled(refs)
-        return [row for part in ray.get(refs) for row in part]
+    def logprobs(
+        self, items: list[tuple[list[int], list[int]]], reference: bool = False
+    ) -> Pending[list[list[float]]]:
+        """Response-token log-probs under the current policy (with `reference`, the starting one: LoRA
+        learners only); every rank scores a contiguous share (all must take part under ZeRO-3)."""
+        refs = self.group.call_shares("logprobs", items, reference)
+
+        def wait() -> list[list[float]]:
+            _settled(refs)
+            return [row for part in ray.get(refs) for row in part]
+
+        return Pending(wait)
 
     def gather_weights(self) -> Pending[ray.ObjectRef]:
         """The ObjectRef of rank 0's full state dict (with adapter sync: its LoRA adapter alone), once

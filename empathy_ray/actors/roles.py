@@ -1,7 +1,8 @@
 """The RL roles on a Ray cluster, and the operations the driver needs from them.
 
 Every role is an `ActorGroup` of its plain class: the rollout workers (N `RolloutEngine`), the reward
-actor (one `RewardScorer`), the reference actor (one `ReferencePolicy`) and the learner ranks (M
+actor (one `RewardScorer`), the reference actor (one `ReferencePolicy`; none when a LoRA learner gives
+the reference log-probs with its adapter off, rl.reference.source) and the learner ranks (M
 `LearnerRank` in a `LearnerGroup`). Each role's count and per-actor resources come from its own config
 section, so changing `rl.rollout.num_workers` changes nothing else. Resource requests are checked
 against the cluster before any actor starts: an impossible request fails at once and names the key.
@@ -84,10 +85,11 @@ class Roles:
                 cfg.data.max_response_tokens,
             )
             roles.reward = ActorGroup.start("reward", RewardScorer, rl.reward, scorer_args)
-            roles.reference = ActorGroup.start(
-                "reference", ReferencePolicy, rl.reference, (policy_dir, rl.reference, rl.rollout.temperature)
-            )
-            wait_ready([roles.learners.group, roles.rollout, roles.reward, roles.reference], READY_TIMEOUT_S)
+            if not rl.reference_in_learner:
+                ref_args = (policy_dir, rl.reference, rl.rollout.temperature)
+                roles.reference = ActorGroup.start("reference", ReferencePolicy, rl.reference, ref_args)
+            groups = [roles.learners.group, roles.rollout, roles.reward, roles.reference]
+            wait_ready([g for g in groups if g is not None], READY_TIMEOUT_S)
             roles.learners.setup()
             roles.weights = start_weight_sync(
                 rl.sync, roles.learners, roles.rollout, rl.rollout.tensor_parallel_size
@@ -97,12 +99,13 @@ class Roles:
             raise
         log.info(
             "RL roles up: %d rollout workers (%s), %d learner ranks (DeepSpeed ZeRO-%d), reward actor (RM: %s), "
-            "reference actor, weight sync: %s",
+            "reference: %s, weight sync: %s",
             rl.rollout.num_workers,
             rl.rollout.engine,
             rl.learner.num_workers,
             rl.learner.zero_stage,
             reward_model_dir or "none",
+            "the learner with its adapter off" if rl.reference_in_learner else "an actor of its own",
             rl.sync,
         )
         return roles
@@ -145,10 +148,14 @@ class Roles:
         return submit_score(self.reward.actors[0], posts, completions, r.timeout_s, r.retries, self.counters)
 
     def ref_logprobs(self, items: list[tuple[list[int], list[int]]]) -> Pending[list[list[float]]]:
-        """Per-token log-probs of each (prompt ids, response ids) under the frozen starting policy;
-        retried on a timeout or a reference-actor death (rl.reference), as the reward call is."""
+        """Per-token log-probs of each (prompt ids, response ids) under the frozen starting policy. From
+        the reference actor: retried on a timeout or its death (rl.reference), as the reward call is. From
+        the LoRA learner (rl.reference.source): a lost rank fails the step, which the driver's learner
+        recovery runs again."""
         from empathy_ray.actors.reference import ReferenceTimeoutError
 
+        if self.reference is None:
+            return self.learners.logprobs(items, reference=True)
         r = self.cfg.rl.reference
         return call_with_retries(
             self.reference.actors[0],

