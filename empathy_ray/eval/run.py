@@ -111,7 +111,8 @@ def _rm_scores(cfg: Config, rm_dir: Path, posts: list[EvalPost], completions: di
     cluster the driver sits on the GPU-less head)."""
     texts = [p.text for p in posts]
     lengths = (cfg.data.max_prompt_tokens, cfg.data.max_response_tokens)
-    return run_model_task(_score_task, eval_demand(cfg.eval), str(rm_dir), lengths, texts, completions)
+    args = (str(rm_dir), lengths, texts, completions)
+    return run_model_task(_score_task, eval_demand(cfg.eval), *args, fresh_process=False)
 
 
 def _score_task(

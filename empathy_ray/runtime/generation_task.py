@@ -1,9 +1,12 @@
 """Answers to posts from a saved model, generated in a Ray task of their own (SFT validity, eval).
 
-One worker process per call (`max_calls=1`): the engine starts there and the process exits
-afterwards, so engines never pile up in one process and the driver never imports vLLM. The task asks
-for the device its caller's config names (`Demand`): on a cluster it lands on a GPU node, never on
-the GPU-less head that runs the driver.
+A vLLM engine, or anything on a GPU, gets a worker process of its own (`max_calls=1`): the engine
+starts there and the process exits afterwards, so engines and cached GPU memory never pile up in one
+process, and the driver never imports vLLM. A CPU task without vLLM (transformers `generate`, RM
+scoring) may run in a worker that an earlier such task of the run left idle, which has torch and
+transformers imported already (~8 CPU-seconds a process start on this box). The task asks for the
+device its caller's config names (`Demand`): on a cluster it lands on a GPU node, never on the GPU-less
+head that runs the driver.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def sample_posts(
 ) -> list[list[list[str]]]:
     """For each request, for each of its texts, its n answers: one engine start serves every request,
     in a task asking `demand` (default: one CPU)."""
-    return run_model_task(_sample_task, demand, model_dir, requests, max_prompt_tokens, engine, seed)
+    args = (model_dir, requests, max_prompt_tokens, engine, seed)
+    return run_model_task(_sample_task, demand, *args, fresh_process=engine == "vllm")
 
 
 def sample_models(
@@ -50,7 +54,8 @@ def sample_models(
 ) -> dict[str, tuple[list[list[list[str]]], float]]:
     """`sample_posts` for each model, one after another in one task, with the seconds each took there
     (several only with transformers `generate`, which leaves no engine memory behind)."""
-    return run_model_task(_sample_each_task, demand, model_dirs, requests, max_prompt_tokens, engine, seed)
+    args = (model_dirs, requests, max_prompt_tokens, engine, seed)
+    return run_model_task(_sample_each_task, demand, *args, fresh_process=engine == "vllm")
 
 
 def answer_posts(
@@ -69,19 +74,23 @@ def answer_posts(
     return [group[0] for group in groups]
 
 
-def run_model_task(fn: Callable[..., Any], demand: Demand | None, *args: Any) -> Any:
-    """`fn(*args)` in a fresh Ray worker process that asks for `demand` (one CPU when None)."""
+def run_model_task(
+    fn: Callable[..., Any], demand: Demand | None, *args: Any, fresh_process: bool = True
+) -> Any:
+    """`fn(*args)` in a Ray task that asks for `demand` (one CPU when None), in a worker process of its
+    own when `fresh_process` or the task asks for a GPU."""
     import ray
 
     from empathy_ray.runtime.logs import LOG_FILE_ENV, role_log, tag_role
 
     demand = demand or Demand(1, 1.0)
     options = {"num_cpus": demand.cpus, "num_gpus": demand.gpus, "resources": demand.resources or None}
+    options["max_calls"] = 1 if fresh_process or demand.gpus > 0 else 0
     log_file = role_log("generation")  # the engine's output: into the run's generation.log
     if log_file:
         options["runtime_env"] = {"env_vars": {LOG_FILE_ENV: log_file}}
     try:
-        return ray.get(ray.remote(max_calls=1, **options)(fn).remote(*args))
+        return ray.get(ray.remote(**options)(fn).remote(*args))
     except Exception as e:
         tag_role(e, "generation")
         raise
