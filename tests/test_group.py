@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,12 @@ class Doubler:
     def log_level(self) -> int:
         return logging.getLogger().level
 
+    def note(self, tag: str) -> None:
+        self.seen = [*getattr(self, "seen", []), tag]
+
+    def noted(self) -> list[str]:
+        return getattr(self, "seen", [])
+
 
 @pytest.fixture
 def doublers(ray_cluster):
@@ -53,6 +60,24 @@ def test_every_actor_is_set_up_and_fans_out(doublers):
     # shares in order, sizes differing by at most one: [0, 1, 2], [3, 4], [5, 6]
     assert ray.get(doublers.call_shares("double_all", list(range(7)))) == [[0, 2, 4], [6, 8], [10, 12]]
     assert [t for t, _, _ in ray.get(doublers.call_each("double", [(1,), (2,), (3,)]))] == ["d0", "d1", "d2"]
+
+
+def test_fan_outs_from_several_threads_reach_every_actor_in_one_order(doublers):
+    """Learner ranks run collective calls, which every rank must take in the same order; the driver sends
+    them from more than one thread (reference scoring beside training). Four threads x 40 fan-outs: all
+    three actors see the same sequence."""
+
+    def send(thread: int) -> None:
+        for i in range(40):
+            doublers.call_all("note", f"{thread}-{i}")
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first, *others = ray.get(doublers.call_all("noted"))
+    assert len(first) == 160 and all(seen == first for seen in others)
 
 
 def test_balanced_calls_survive_a_dead_actor(doublers, tmp_path):
