@@ -47,6 +47,9 @@ def ray_head():
     token = Path(temp) / "auth_token"
     token.write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    # A stopped node first drains for up to 30 s, waiting on what still runs there (the deployment the
+    # test leaves up): nothing here needs a graceful drain (measured with a live actor: 32 s -> 2 s).
+    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", "--num-cpus", "4", "--port", str(_free_port()),
          "--dashboard-port", str(dash), "--include-dashboard=true", "--temp-dir", temp,
@@ -67,8 +70,8 @@ def ray_head():
         os.killpg(head.pid, signal.SIGTERM)
         pytest.fail("ray head did not come up within 120 s")
     yield ray_bin, url, env
-    # SIGTERM to `ray start` alone: it drains the node and stops its processes (~3 s). Sent to the whole
-    # group, the signal also stops the GCS, and the drain waits 30 s for it in vain.
+    # SIGTERM to `ray start` alone, which stops its processes in order (sent to the whole group, it also
+    # stopped the GCS at once, and the drain's call to the GCS then waited 30 s for an answer)
     head.terminate()
     try:
         head.wait(timeout=60)
