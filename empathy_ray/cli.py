@@ -150,7 +150,18 @@ _ARGS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # argparse fills a trailing list positional (overrides, files) only up to the first option, so
+    # `safety eval set.jsonl --guard serve.safety.guard_url=...` would reject the URL: words after an
+    # option join that list instead; anything else unknown is still an error.
+    args, extra = parser.parse_known_args(argv)
+    trailing = next(
+        (getattr(args, n) for n in ("overrides", "files") if isinstance(getattr(args, n, None), list)), None
+    )
+    if extra and (trailing is None or any(word.startswith("-") for word in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        trailing.extend(extra)
     module, func, _ = _COMMANDS[args._target]
     return int(getattr(importlib.import_module(module), func)(args) or 0)
 

@@ -10,19 +10,32 @@ and so the conversation (`assess_conversation`, the rule the server applies); a 
 alarm when any of its user turns is flagged. Per category the table shows recall (positives) or the
 false-alarm rate (negatives); the command fails when any file falls below the configured standard,
 `serve.safety.min_recall` / `serve.safety.max_false_alarm_rate`.
+
+`--guard` measures what the server does with a guard model (`serve.safety.guard_url` / `guard_model`):
+each case is also sent to the guard as the conversation the server would send, and a case the rules leave
+alone counts as flagged when the guard raises it (or when it fails and `guard_fail_closed` makes that
+"low"). The guard cannot lower a rule's verdict, so its figures are at least the rules'. How the guard
+answered is counted and printed (agree, raised, timeout, error, invalid), never the texts.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from empathy_ray.domain.safety import assess
 from empathy_ray.domain.safety_conversation import assess_conversation, assess_turns
+from empathy_ray.guard import GuardClient
+
+if TYPE_CHECKING:  # the config package imports torch; neither user needs it at run time
+    from empathy_ray.config.stages import ServeSafetyConfig
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +147,36 @@ class Row:
         return self.flagged / self.total
 
 
-def score(items: Iterable[Item]) -> list[Row]:
-    """Per category and side, in first-seen order, then the two overall rows."""
+async def guard_hits(
+    items: Sequence[Item], cfg: ServeSafetyConfig, concurrency: int = 8
+) -> tuple[list[bool], Counter[str]]:
+    """Per item, is it flagged once the guard model has had its say (module docstring); and how the guard
+    answered. `concurrency` requests are in flight at a time."""
+    client = GuardClient(cfg)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: Item) -> bool:
+        messages = item.messages or ({"role": "user", "content": item.text},)
+        rules, turn = assess_conversation(messages)
+        async with gate:
+            outcome = await client.review(messages, rules, turn)
+        return flagged(item) or (outcome.assessment.is_risky and not rules.is_risky)
+
+    try:
+        hits = await asyncio.gather(*(one(item) for item in items))
+    finally:
+        await client.aclose()
+    return list(hits), client.counts
+
+
+def score(items: Iterable[Item], hits: Sequence[bool] | None = None) -> list[Row]:
+    """Per category and side, in first-seen order, then the two overall rows. `hits`: whether each item
+    was flagged, when already decided (by `guard_hits`); else the rules decide."""
+    items = list(items)
+    hits = [flagged(item) for item in items] if hits is None else hits
     groups: dict[tuple[str, bool], list[tuple[Item, bool]]] = {}
-    for item in items:
-        groups.setdefault((item.category, item.risky), []).append((item, flagged(item)))
+    for item, hit in zip(items, hits, strict=True):
+        groups.setdefault((item.category, item.risky), []).append((item, hit))
     rows = []
     for side in (True, False):
         members = [(key, group) for key, group in groups.items() if key[1] == side]
@@ -199,6 +237,14 @@ def add_safety_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config", default=None, help="YAML recipe holding serve.safety (default: the built-in one)"
     )
+    p.add_argument(
+        "--guard",
+        action="store_true",
+        help="also ask the guard model (serve.safety.guard_url / guard_model), as the server does",
+    )
+    p.add_argument(
+        "--guard-concurrency", type=int, default=8, help="guard requests in flight at a time (default 8)"
+    )
 
 
 def safety_eval_main(args: argparse.Namespace) -> int:
@@ -208,22 +254,45 @@ def safety_eval_main(args: argparse.Namespace) -> int:
     try:
         overrides = [a for a in args.files if "=" in a and not Path(a).exists()]
         standard = load_config(args.config, overrides).serve.safety
+        if args.guard and not standard.guard_url:
+            raise SafetySetError(
+                "--guard: serve.safety.guard_url is not set: pass serve.safety.guard_url=http://HOST:PORT/v1 "
+                "and serve.safety.guard_model=NAME (or a --config that sets them)"
+            )
+        if args.guard_concurrency < 1:
+            raise SafetySetError(f"--guard-concurrency: expected at least 1, got {args.guard_concurrency}")
         paths = [Path(a) for a in args.files if a not in overrides]
         if not paths and not all(path.is_file() for path in DEFAULT_FILES):
             raise SafetySetError(
                 f"no FILE given and the default set ({', '.join(map(str, DEFAULT_FILES))}) is not here "
                 "(it lives in a repository checkout, not in the installed package): pass the JSONL files"
             )
-        paths = paths or list(DEFAULT_FILES)
-        tables = [(path, score(load_set(path))) for path in paths]
+        sets = [(path, load_set(path)) for path in paths or DEFAULT_FILES]
     except (ConfigError, SafetySetError) as e:
         log.error("%s", e)
         print(f"error: {e}")
         return 2
     failed = False
-    for path, rows in tables:
+    for path, items in sets:
+        hits, counts = None, None
+        if args.guard:
+            hits, counts = asyncio.run(guard_hits(items, standard, args.guard_concurrency))
+        rows = score(items, hits)
         print(render(path, rows, args.show_misses))
+        if counts is not None:
+            print(f"\n{_guard_line(standard, counts, len(items))}")
         problems = verdict(rows, standard.min_recall, standard.max_false_alarm_rate)
         print(f"\n{path.name}: " + ("FAIL: " + "; ".join(problems) if problems else "PASS") + "\n")
         failed = failed or bool(problems)
     return 1 if failed else 0
+
+
+def _guard_line(cfg: ServeSafetyConfig, counts: Counter[str], total: int) -> str:
+    """How the guard answered, and what a failure meant for the figures."""
+    told = ", ".join(f"{kind} {counts[kind]}" for kind in ("agree", "raised", "timeout", "error", "invalid"))
+    line = f"guard {cfg.guard_model!r} at {cfg.guard_url}: {told} (of {total})"
+    failures = counts["timeout"] + counts["error"] + counts["invalid"]
+    if failures:
+        fallback = "at least low (guard_fail_closed)" if cfg.guard_fail_closed else "the rules' verdict"
+        line += f"; {failures} failed and count as {fallback}"
+    return line

@@ -6,7 +6,7 @@ requests go to one `AsyncLLM`, which batches them step by step (continuous batch
 Safety, per request:
   * before generation, every user turn is assessed (`domain.safety_conversation`); the most serious
     turn decides, so a risk stated earlier keeps the safety path on a benign latest message. A guard
-    model (`serve.safety.guard_url`, serve/guard.py) may raise that verdict, never lower it.
+    model (`serve.safety.guard_url`, empathy_ray/guard.py) may raise that verdict, never lower it.
   * risk "high": the model is not asked; every choice is the crisis reply (serve/crisis.py).
   * otherwise every model answer, and its CoE reasoning, passes the output check
     (`domain.safety_output`) before it is shown, in every choice, streamed or not. A blocked answer is
@@ -35,7 +35,7 @@ from empathy_ray.domain.safety_output import check_output
 from empathy_ray.modeling.chat import encode_messages
 from empathy_ray.serve import protocol as P
 from empathy_ray.serve.crisis import CrisisReplies, Replies
-from empathy_ray.serve.guard import GuardClient
+from empathy_ray.guard import GuardClient
 from empathy_ray.serve.streaming import CheckedStream
 
 log = logging.getLogger(__name__)

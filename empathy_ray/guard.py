@@ -22,12 +22,15 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
-from empathy_ray.config.stages import ServeSafetyConfig
 from empathy_ray.domain import safety_lexicon as lex
 from empathy_ray.domain.safety import SafetyAssessment
+
+if TYPE_CHECKING:  # the config package imports torch; neither user needs it at run time
+    from empathy_ray.config.stages import ServeSafetyConfig
 
 log = logging.getLogger(__name__)
 
