@@ -32,10 +32,10 @@ from empathy_ray.domain import coe
 from empathy_ray.domain.safety import SafetyAssessment
 from empathy_ray.domain.safety_conversation import assess_conversation
 from empathy_ray.domain.safety_output import check_output
+from empathy_ray.guard import GuardClient
 from empathy_ray.modeling.chat import encode_messages
 from empathy_ray.serve import protocol as P
 from empathy_ray.serve.crisis import CrisisReplies, Replies
-from empathy_ray.guard import GuardClient
 from empathy_ray.serve.streaming import CheckedStream
 
 log = logging.getLogger(__name__)
