@@ -16,7 +16,7 @@ from empathy_ray.eval.safety import SafetySetError, load_set
 
 SET_DIR = Path(__file__).parent / "data" / "safety"
 TUNE, TEST = SET_DIR / "tune.jsonl", SET_DIR / "test.jsonl"
-LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 15))
+LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 16))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -61,10 +61,12 @@ def test_set_size_and_split() -> None:
 # 0.90 and it adds no frozen case; after training on tune10 and classifier_extra4/5 (300 long everyday
 # counselling posts among them, which let the cross-validated threshold fall to 0.82; shipped at 0.84, the
 # lowest at which no unit-test look-alike is raised): 94.7 %, 1.6 %, the rules alone still 84.0 %, the
-# classifier adds ten). Recall falls short of the standard (1.0), so the command exits 1; a rule
-# or model change that moves them must update these lines.
+# classifier adds ten; after 2026-12-01's English vocabulary (rope, blades, guns, drug names, bought,
+# weekdays ...; written from the tuning files' English misses) and the classifier retrained on the same
+# files: 95.7 %, 1.6 %, mixed 6/7 -> 7/7). Recall falls short of the standard (1.0), so the command exits
+# 1; a rule or model change that moves them must update these lines.
 TEST_OVERALL = (
-    "| **overall** | positive | 94 | 89 | 94.7% |  |",
+    "| **overall** | positive | 94 | 90 | 95.7% |  |",
     "| **overall** | negative | 61 | 1 |  | 1.6% |",
 )
 
@@ -78,7 +80,7 @@ def test_safety_eval_on_the_frozen_test_part(capsys: pytest.CaptureFixture[str])
     assert "| conversation | positive | 6 | 6 | 100.0% |  |" in out
     assert "| idiom | negative | 8 | 0 |  | 0.0% |" in out
     assert "| passive_veiled | positive | 7 | 6 | 85.7% |  |" in out
-    assert "FAIL: recall 94.7% < serve.safety.min_recall 100.0%" in out
+    assert "FAIL: recall 95.7% < serve.safety.min_recall 100.0%" in out
     assert "misses:" not in out  # never print the test part's misses unless asked
     relaxed = ["serve.safety.min_recall=0.94", "serve.safety.max_false_alarm_rate=0.02"]
     assert main(["safety", "eval", str(TEST), *relaxed]) == 0
@@ -114,7 +116,9 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
 # and 61.1 % / 7.4 % with the guard before it, 84.1 % and 72.6 % after it), got three rules from their
 # misses; the classifier retrained with them scored worse held out (README) and was not shipped. tune13 and
 # tune14, written after the tune10 round too, are the blind figures here: nothing was tuned or trained on
-# them (rules alone 36.3 % and 38.2 %).
+# them (rules alone 36.3 % and 38.2 %) until the English vocabulary round, which took two English rows of
+# each into account (tune14 111 -> 112). tune15, written blind after it, scored once: 70.7 % / 8.8 % with
+# the guard before that round, 70.1 % / 8.8 % after it (blind figures; nothing tuned on it).
 @pytest.mark.parametrize(
     ("name", "positives", "negatives", "code"),
     [
@@ -128,8 +132,9 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
         ("tune10", "| 150 | 144 | 96.0% |  |", "| 68 | 8 |  | 11.8% |", 1),  # rules alone: 66
         ("tune11", "| 157 | 133 | 84.7% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 88
         ("tune12", "| 157 | 119 | 75.8% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 79
-        ("tune13", "| 157 | 116 | 73.9% |  |", "| 68 | 5 |  | 7.4% |", 1),  # blind; rules alone: 57
-        ("tune14", "| 157 | 111 | 70.7% |  |", "| 68 | 4 |  | 5.9% |", 1),  # blind; rules alone: 60
+        ("tune13", "| 157 | 116 | 73.9% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 58 (blind: 57)
+        ("tune14", "| 157 | 112 | 71.3% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 61 (blind: 60)
+        ("tune15", "| 157 | 110 | 70.1% |  |", "| 68 | 6 |  | 8.8% |", 1),  # blind; rules alone: 70
     ],
 )
 def test_later_tuning_sets_after_tuning_on_them(
