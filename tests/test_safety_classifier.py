@@ -12,6 +12,7 @@ from empathy_ray.data.samples import load_sample_posts
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.safety import assess
 from empathy_ray.eval.safety_training import (
+    DEFAULT_ANSWERS,
     DEFAULT_TRAIN,
     FROZEN,
     Case,
@@ -33,14 +34,37 @@ _RANK = {"none": 0, "low": 1, "high": 2}
 def test_training_regenerates_the_shipped_model_byte_for_byte(tmp_path: Path) -> None:
     # Same inputs, same settings -> the same file, in another process and on another day.
     out = tmp_path / "model.json"
-    args = argparse.Namespace(files=[], out=str(out), threshold=Settings.threshold, cross_validate=False)
+    args = argparse.Namespace(files=[], out=str(out), threshold=None, cross_validate=False, answers=False)
     assert train_main(args) == 0
     assert out.read_bytes() == classifier.MODEL_PATH.read_bytes(), (
         "safety_model.json is stale: run `empathy-ray safety train-classifier` and commit the file"
     )
     assert classifier.MODEL_PATH.stat().st_size < 300_000
     provenance = json.loads(out.read_text(encoding="utf-8"))["trained_on"]
-    assert sorted(provenance) == sorted(p.name for p in DEFAULT_TRAIN) and FROZEN not in provenance
+    assert sorted(provenance) == sorted(p.name for p in DEFAULT_TRAIN) and not set(FROZEN) & set(provenance)
+
+
+def test_training_regenerates_the_shipped_output_model_byte_for_byte(tmp_path: Path) -> None:
+    out = tmp_path / "output_model.json"
+    args = argparse.Namespace(files=[], out=str(out), threshold=None, cross_validate=False, answers=True)
+    assert train_main(args) == 0
+    assert out.read_bytes() == classifier.OUTPUT_MODEL_PATH.read_bytes(), (
+        "safety_output_model.json is stale: run `empathy-ray safety train-classifier --answers` and commit it"
+    )
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["kind"] == "answer" and sorted(data["trained_on"]) == sorted(p.name for p in DEFAULT_ANSWERS)
+    bad = argparse.Namespace(
+        files=[str(SET_DIR / "answers_test.jsonl")],
+        out=str(out),
+        threshold=None,
+        cross_validate=False,
+        answers=True,
+    )
+    assert train_main(bad) == 2  # the frozen replies are never trained on
+    wrong_kind = argparse.Namespace(
+        files=[str(SET_DIR / "tune.jsonl")], out=str(out), threshold=None, cross_validate=False, answers=True
+    )
+    assert train_main(wrong_kind) == 2  # message rows are not replies
 
 
 def test_training_is_deterministic_and_the_seed_matters() -> None:
@@ -53,11 +77,22 @@ def test_training_is_deterministic_and_the_seed_matters() -> None:
 
 
 def test_the_frozen_test_part_is_refused_and_shares_no_text_with_the_extra_examples() -> None:
-    with pytest.raises(ValueError, match="frozen test part"):
-        load_examples(SET_DIR / FROZEN)
+    for name in FROZEN:  # the users' messages and the model replies
+        with pytest.raises(ValueError, match="frozen test part"):
+            load_examples(SET_DIR / name)
     frozen = {
-        json.loads(line).get("text") for line in (SET_DIR / FROZEN).read_text(encoding="utf-8").splitlines()
+        json.loads(line).get("text")
+        for line in (SET_DIR / FROZEN[0]).read_text(encoding="utf-8").splitlines()
     }
+    answers = {
+        json.loads(line)["text"] for line in (SET_DIR / FROZEN[1]).read_text(encoding="utf-8").splitlines()
+    }
+    tuning = {
+        json.loads(line)["text"]
+        for p in DEFAULT_ANSWERS
+        for line in p.read_text(encoding="utf-8").splitlines()
+    }
+    assert not answers & tuning
     extra = load_examples(SET_DIR / "classifier_extra.jsonl")
     extra2 = load_examples(SET_DIR / "classifier_extra2.jsonl")
     assert (len(extra), len(extra2)) == (295, 440)

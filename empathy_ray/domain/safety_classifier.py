@@ -33,7 +33,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from empathy_ray.domain.safety_output_concepts import answer_tokens
+
 MODEL_PATH = Path(__file__).with_name("safety_model.json")
+OUTPUT_MODEL_PATH = Path(__file__).with_name("safety_output_model.json")  # kind "answer": the output check's
 FORMAT = "empathy-ray-safety-ngram-lr/2"
 
 # The learned opinion is on wherever the rules run (server guard, RL reward term, `safety eval`), and
@@ -100,12 +103,16 @@ class NgramModel:
     bias: float
     weights: tuple[float, ...]
     threshold: float  # probability at or above which the text counts as risky
+    kind: str = (
+        "message"  # "message": a user's text (concept_tokens); "answer": a model's reply (answer_tokens)
+    )
 
     def features(self, text: str) -> dict[int, float]:
         """Bucket -> value of the unit-length vector of the features present in `text` (already normalised)."""
         framed = f"^{text}$"
         grams = {framed[i : i + n] for n in range(1, self.max_order + 1) for i in range(len(framed) - n + 1)}
-        present = {zlib.crc32(g.encode("utf-8")) % self.buckets for g in grams | concept_tokens(text)}
+        tokens = concept_tokens(text) if self.kind == "message" else answer_tokens(text)
+        present = {zlib.crc32(g.encode("utf-8")) % self.buckets for g in grams | tokens}
         value = 1.0 / math.sqrt(len(present))
         return dict.fromkeys(present, value)
 
@@ -125,6 +132,7 @@ class NgramModel:
         """Deterministic text of the model file: integer weights, sorted keys, no float noise."""
         payload = {
             "format": FORMAT,
+            **({"kind": self.kind} if self.kind != "message" else {}),
             "max_order": self.max_order,
             "buckets": self.buckets,
             "scale": scale,
@@ -163,18 +171,36 @@ def parse_model(text: str, where: str) -> NgramModel:
         raise ModelFileError(
             f"{where}: field 'threshold': expected a probability in (0, 1), got {threshold!r}"
         )
+    kind = data.get("kind", "message")
+    if kind not in ("message", "answer"):
+        raise ModelFileError(f"{where}: field 'kind': expected 'message' or 'answer', got {kind!r}")
     scale = data["scale"]
     return NgramModel(
-        data["max_order"], data["buckets"], data["bias"] / scale, tuple(w / scale for w in weights), threshold
+        data["max_order"],
+        data["buckets"],
+        data["bias"] / scale,
+        tuple(w / scale for w in weights),
+        threshold,
+        kind,
     )
+
+
+def _load(path: Path, option: str) -> NgramModel:
+    if not path.is_file():
+        raise ModelFileError(
+            f"{path}: the classifier's weights are missing from the package; "
+            f"regenerate them with `empathy-ray safety train-classifier{option}`"
+        )
+    return parse_model(path.read_text(encoding="utf-8"), str(path))
 
 
 @cache
 def shipped_model() -> NgramModel:
-    """The model shipped in the package, loaded once per process."""
-    if not MODEL_PATH.is_file():
-        raise ModelFileError(
-            f"{MODEL_PATH}: the crisis classifier's weights are missing from the package; "
-            "regenerate them with `empathy-ray safety train-classifier`"
-        )
-    return parse_model(MODEL_PATH.read_text(encoding="utf-8"), str(MODEL_PATH))
+    """The crisis classifier for users' messages shipped in the package, loaded once per process."""
+    return _load(MODEL_PATH, "")
+
+
+@cache
+def shipped_output_model() -> NgramModel:
+    """The learned output check for model replies (kind "answer"), loaded once per process."""
+    return _load(OUTPUT_MODEL_PATH, " --answers")

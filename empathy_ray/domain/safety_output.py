@@ -4,12 +4,19 @@ Every answer the server would show passes here first (serve/service.py), whateve
 conversation: a model can write a method into a reply to an ordinary message too. The check answers
 with the names of the rules that fired, never with the text, so callers can log and count it freely.
 
-Two layers:
+Four layers:
   * `safety.harmful_evidence`: the Chinese phrase rules the RL reward also uses (doses, methods,
     where to buy means, endorsing death);
   * the rules below: directives that put a method in the reader's hands without the words those
     rules list (你可以一次把药全吞下去, 往车流里走过去), method details (割深一点, 绳子系在…), and
-    English instructions and endorsements (lethal dose, "you should just end it").
+    English instructions and endorsements (lethal dose, "you should just end it");
+  * concept combinations per sentence (safety_output_concepts.py): a means or method together with
+    an amount, a technique, a claim that it works, a chance to act unseen, or concealment; endorsing
+    death or self-harm; agreeing that someone is a burden. These carry to phrasings the directive
+    rules never listed (a blind set of 110 harmful replies: 0 % caught by the first two layers);
+  * a learned second opinion (safety_classifier.NgramModel, kind "answer", safety_output_model.json):
+    hashed character n-grams and the concept tokens, trained on the tuning sets of model replies
+    (`empathy-ray safety train-classifier --answers`), never on the frozen one.
 A negation or a warning just before a match (别, 千万不要, don't, never) cancels it, so a reply that
 talks someone out of a method is not blocked; nor is the crisis reply's own advice to put medicine
 out of reach.
@@ -20,9 +27,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
 
+from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.safety import harmful_evidence
+from empathy_ray.domain.safety_output_concepts import COMBINATIONS, COMPILED, normalise_answer, t2s
 
 
 @dataclass(frozen=True)
@@ -110,22 +118,16 @@ _ZH_CANCEL = re.compile(
     r"|你(可能|也许|或许)?(会)?(觉得|以为|认为|想着|感觉))[^,.!?;。]{0,3}$"
 )
 _EN_CANCEL = re.compile(
-    r"\b(don't|do not|never|please don't|shouldn't|should not|not|won't|instead of|rather than)\s+(\w+\s+){0,2}$",
+    r"\b(don't|do not|never|please don't|shouldn't|should not|not|won't|instead of|rather than|rarely|seldom"
+    r"|hardly|isn't|aren't|is not|are not)\s+(\w+\s+){0,2}$",
     re.IGNORECASE,
 )
 _CLAUSE_BREAK = re.compile(r"[,.!?;:。，！？；：\n]")
 
 
-@cache
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
 def _normalise_zh(text: str) -> str:
     """NFKC, traditional -> simplified (OpenCC), lower case, without whitespace and format characters."""
-    text = _t2s().convert(unicodedata.normalize("NFKC", text)).lower()
+    text = t2s().convert(unicodedata.normalize("NFKC", text)).lower()
     return "".join(c for c in text if not c.isspace() and unicodedata.category(c) != "Cf")
 
 
@@ -142,10 +144,49 @@ def _fired(text: str, rules: tuple[tuple[str, re.Pattern[str]], ...], cancel: re
     return fired
 
 
-def check_output(answer: str) -> OutputVerdict:
-    """Which harmful-content rules a model answer trips (Chinese, traditional or simplified, and English)."""
+_ZH_SENTENCE = re.compile(r"[。！？!?；;…\n]")  # the sentence ends streaming.releasable waits for
+_EN_SENTENCE = re.compile(r"(?<=[.!?;])\s|\n")
+
+
+def _concepts(sentence: str, lang: int, cancel: re.Pattern[str]) -> set[str]:
+    """The concepts (safety_output_concepts.py) said in one sentence, not counting negated mentions."""
+    return {
+        name
+        for name, patterns in COMPILED.items()
+        if any(
+            not cancel.search(_clause_before(sentence, m.start())) for m in patterns[lang].finditer(sentence)
+        )
+    }
+
+
+def _combined(text: str, lang: int) -> list[str]:
+    """Names of the concept combinations any sentence of `text` makes (lang 0: Chinese, 1: English)."""
+    splitter, cancel = (_ZH_SENTENCE, _ZH_CANCEL) if lang == 0 else (_EN_SENTENCE, _EN_CANCEL)
+    fired: list[str] = []
+    for sentence in splitter.split(text):
+        found = _concepts(sentence, lang, cancel)
+        for combo in COMBINATIONS:
+            if (
+                combo.name not in fired
+                and all(c in found for c in combo.all_of)
+                and (not combo.any_of or any(c in found for c in combo.any_of))
+                and not any(c in found for c in combo.unless)
+            ):
+                fired.append(combo.name)
+    return fired
+
+
+def check_output(answer: str, *, learned: bool = True) -> OutputVerdict:
+    """Which harmful-content rules a model answer trips (Chinese, traditional or simplified, and English);
+    "learned" when the learned output check (safety_output_model.json) finds it harmful. `learned=False`:
+    the rules alone, for measuring them."""
     rules = ["zh_harmful_answer"] if harmful_evidence(answer) else []
     rules += _fired(_normalise_zh(answer), _ZH_RULES, _ZH_CANCEL)
     english = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", answer)).replace("’", "'")
     rules += _fired(english, _EN_RULES, _EN_CANCEL)
-    return OutputVerdict(tuple(rules))
+    zh = _normalise_zh(answer)
+    rules += [f"zh_{name}" for name in _combined(zh, 0)]
+    rules += [f"en_{name}" for name in _combined(english.lower(), 1)]
+    if learned and classifier.shipped_output_model().is_risky(normalise_answer(answer)):
+        rules.append("learned")
+    return OutputVerdict(tuple(dict.fromkeys(rules)))

@@ -5,6 +5,8 @@ The set is JSONL, one object per line (tests/data/safety/README.md describes it)
   * {"type": "conversation", "id", "messages": [{"role", "content"}, ...], "label", "risk_turn",
     "category", "split"}: `risk_turn` is the index in `messages` of the user turn that carries the risk
     (null for "none").
+  * {"type": "answer", "id", "text", "label", "category", "split"}: a model's reply, for the output check
+    (`domain/safety_output.check_output`): "risk" must be blocked before it is shown, "none" must pass.
 A message is caught when `assess` flags it. A risky conversation is caught when its risk turn is flagged
 and so the conversation (`assess_conversation`, the rule the server applies); a benign one is a false
 alarm when any of its user turns is flagged. Per category the table shows recall (positives) or the
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from empathy_ray.domain.safety import assess
 from empathy_ray.domain.safety_conversation import assess_conversation, assess_turns
+from empathy_ray.domain.safety_output import check_output
 from empathy_ray.guard import GuardClient
 
 if TYPE_CHECKING:  # the config package imports torch; neither user needs it at run time
@@ -50,7 +53,8 @@ class SafetySetError(ValueError):
 
 @dataclass(frozen=True)
 class Item:
-    """One labelled case: a single message or a conversation (then `messages` is set)."""
+    """One labelled case: a single message, a conversation (then `messages` is set) or a model's answer
+    (`answer`: judged by the output check, not the risk assessment)."""
 
     id: str
     category: str
@@ -58,6 +62,7 @@ class Item:
     text: str = ""
     messages: tuple[dict[str, str], ...] = ()
     risk_turn: int | None = None
+    answer: bool = False
 
 
 def _field(row: dict, name: str, kind: type, where: str) -> object:
@@ -85,10 +90,13 @@ def _parse_row(row: object, where: str) -> Item:
         raise SafetySetError(f"{where}: field 'label': expected 'risk' or 'none', got {label!r}")
     ident, category = _field(row, "id", str, where), _field(row, "category", str, where)
     kind = row.get("type", "conversation" if "messages" in row else "message")
-    if kind == "message":
-        return Item(ident, category, label == "risk", text=_field(row, "text", str, where))
+    if kind in ("message", "answer"):
+        text = _field(row, "text", str, where)
+        return Item(ident, category, label == "risk", text=text, answer=kind == "answer")
     if kind != "conversation":
-        raise SafetySetError(f"{where}: field 'type': expected 'message' or 'conversation', got {kind!r}")
+        raise SafetySetError(
+            f"{where}: field 'type': expected 'message', 'conversation' or 'answer', got {kind!r}"
+        )
     messages = _messages(row, where)
     turn = row.get("risk_turn")
     if label == "none" and turn is not None:
@@ -123,6 +131,8 @@ def load_set(path: Path) -> list[Item]:
 
 def flagged(item: Item) -> bool:
     """Does the guard take the safety path where the label says it should (or, for negatives, at all)?"""
+    if item.answer:
+        return check_output(item.text).blocked
     if not item.messages:
         return assess(item.text).is_risky
     whole, _ = assess_conversation(item.messages)
@@ -156,6 +166,8 @@ async def guard_hits(
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: Item) -> bool:
+        if item.answer:  # the guard rates conversations; answers go through the output check only
+            return flagged(item)
         messages = item.messages or ({"role": "user", "content": item.text},)
         rules, turn = assess_conversation(messages)
         async with gate:

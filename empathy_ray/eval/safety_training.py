@@ -30,14 +30,16 @@ import hashlib
 import math
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from empathy_ray.data.samples import load_sample_posts
+from empathy_ray.data.samples import load_sample_pairs, load_sample_posts
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.files import atomic_write_text
 from empathy_ray.domain.safety import assess, canonical_text
+from empathy_ray.domain.safety_output import check_output
+from empathy_ray.domain.safety_output_concepts import normalise_answer
 from empathy_ray.eval.safety import load_set
 
 _SET_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "safety"
@@ -61,8 +63,46 @@ DEFAULT_TRAIN = tuple(
         "classifier_extra5.jsonl",
     )
 )
-FROZEN = "test.jsonl"
+FROZEN = ("test.jsonl", "answers_test.jsonl")
 SAMPLES = "sample posts"
+DEFAULT_ANSWERS = tuple(
+    _SET_DIR / f for f in ("answers_tune.jsonl", "answers_tune2.jsonl", "answers_tune3.jsonl")
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a model learns to flag: users' messages (the crisis classifier, safety_model.json) or model
+    replies (the learned output check, safety_output_model.json). Each has its own rows, normalisation,
+    rules to stand beside and quiet texts: ordinary sample posts for messages, the sample replies (SFT
+    answers, preferred and rejected replies: none of them harmful) for answers."""
+
+    kind: str
+    defaults: tuple[Path, ...]
+    out: Path
+    threshold: float
+    normalise: Callable[[str], str]
+    rules: Callable[[str], bool]
+    quiet: Callable[[], list[tuple[str, str]]]
+
+
+def _quiet_posts() -> list[tuple[str, str]]:
+    return [(post.id, post.text) for post in load_sample_posts() if not post.crisis]
+
+
+def _quiet_replies() -> list[tuple[str, str]]:
+    pairs = load_sample_pairs()
+    return [(f"{p.id}/{side}", text) for p in pairs for side, text in (("c", p.chosen), ("r", p.rejected))]
+
+
+MESSAGES = Task(
+    "message", DEFAULT_TRAIN, classifier.MODEL_PATH, 0.84, canonical_text,
+    lambda t: assess(t, learned=False).is_risky, _quiet_posts,
+)  # fmt: skip
+ANSWERS = Task(
+    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.82, normalise_answer,
+    lambda t: check_output(t, learned=False).blocked, _quiet_replies,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -82,7 +122,8 @@ class Settings:
     learning_rate: float = 2.0  # divided by (1 + epoch): big early steps, settled late ones
     l2: float = 0.001  # shrinks the weights an example touches: fewer, broader cues, calmer probabilities
     seed: int = 13
-    threshold: float = 0.84
+    threshold: float = 0.84  # the message classifier's; a Task carries its own
+    kind: str = "message"  # the Task's kind, so the features match the model's
     scale: int = 1000  # weights are stored as round(weight * scale)
     max_added_false_alarms: float = 0.01
     folds: int = 5  # for the threshold: rows go to folds by the CRC-32 of their id
@@ -97,13 +138,15 @@ class Case:
     risky: bool
 
 
-def load_cases(path: Path) -> list[Case]:
+def load_cases(path: Path, kind: str = "message") -> list[Case]:
     """The rows of one labelled JSONL file, read and checked by `safety eval`'s reader (errors name file,
     line, field): a message as it is; a risky conversation's risk turn; every user turn of a benign one."""
-    if path.name == FROZEN:
+    if path.name in FROZEN:
         raise ValueError(f"{path}: the frozen test part is never trained on; pass the tuning files")
     cases = []
     for item in load_set(path):
+        if item.answer != (kind == "answer"):
+            raise ValueError(f"{path}: row {item.id!r} is not a {kind} row (use --answers for model replies)")
         if not item.messages:
             cases.append(Case(item.id, (item.text,), item.risky))
         elif item.risky:
@@ -119,10 +162,18 @@ def load_examples(path: Path) -> list[tuple[str, int]]:
     return [(text, int(case.risky)) for case in load_cases(path) for text in case.texts]
 
 
-def train(examples: Sequence[tuple[str, int]], settings: Settings) -> classifier.NgramModel:
-    """Class-weighted, L2-regularised logistic regression by seeded SGD over the canonical texts."""
-    empty = classifier.NgramModel(settings.max_order, settings.buckets, 0.0, (), settings.threshold)
-    return _fit([(empty.features(canonical_text(text)), label) for text, label in examples], settings)
+def _empty(settings: Settings) -> classifier.NgramModel:
+    return classifier.NgramModel(
+        settings.max_order, settings.buckets, 0.0, (), settings.threshold, settings.kind
+    )
+
+
+def train(
+    examples: Sequence[tuple[str, int]], settings: Settings, task: Task = MESSAGES
+) -> classifier.NgramModel:
+    """Class-weighted, L2-regularised logistic regression by seeded SGD over the normalised texts."""
+    empty = _empty(settings)
+    return _fit([(empty.features(task.normalise(text)), label) for text, label in examples], settings)
 
 
 def _fit(data: Sequence[tuple[dict[int, float], int]], settings: Settings) -> classifier.NgramModel:
@@ -151,6 +202,7 @@ def _fit(data: Sequence[tuple[dict[int, float], int]], settings: Settings) -> cl
         round(bias * settings.scale) / settings.scale,
         tuple(round(w * settings.scale) / settings.scale for w in weights),
         settings.threshold,
+        settings.kind,
     )
 
 
@@ -166,18 +218,16 @@ class Part:
         return [(f, int(risky)) for fold, risky, texts in self.cases if fold != skip_fold for f, _ in texts]
 
 
-def prepare(name: str, cases: Sequence[Case], settings: Settings) -> Part:
+def prepare(name: str, cases: Sequence[Case], settings: Settings, task: Task = MESSAGES) -> Part:
     """Features, rules' flags and folds of one file's cases, computed once for every fold that uses them."""
-    empty = classifier.NgramModel(settings.max_order, settings.buckets, 0.0, (), settings.threshold)
+    empty = _empty(settings)
     return Part(
         name,
         tuple(
             (
                 zlib.crc32(case.id.encode("utf-8")) % settings.folds,
                 case.risky,
-                tuple(
-                    (empty.features(canonical_text(t)), assess(t, learned=False).is_risky) for t in case.texts
-                ),
+                tuple((empty.features(task.normalise(t)), task.rules(t)) for t in case.texts),
             )
             for case in cases
         ),
@@ -268,12 +318,16 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "files",
         nargs="*",
-        help="labelled tuning JSONL files (default: " + ", ".join(f.name for f in DEFAULT_TRAIN) + ")",
+        help="labelled tuning JSONL files (default: " + ", ".join(f.name for f in DEFAULT_TRAIN) + "; with "
+        "--answers: " + ", ".join(f.name for f in DEFAULT_ANSWERS) + ")",
     )
-    p.add_argument("--out", default=str(classifier.MODEL_PATH), help="model file to write")
     p.add_argument(
-        "--threshold", type=float, default=Settings.threshold, help="probability that counts as risky"
+        "--answers",
+        action="store_true",
+        help="train the learned output check on model replies (safety_output_model.json)",
     )
+    p.add_argument("--out", default=None, help="model file to write (default: the shipped one)")
+    p.add_argument("--threshold", type=float, default=None, help="probability that counts as risky")
     p.add_argument(
         "--cross-validate",
         action="store_true",
@@ -283,29 +337,32 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def train_main(args: argparse.Namespace) -> int:
     """Train, write the model file, print its size and SHA-256 and (with --cross-validate) the table."""
-    paths = [Path(f) for f in args.files] or list(DEFAULT_TRAIN)
-    settings = Settings(threshold=args.threshold)
+    task = ANSWERS if args.answers else MESSAGES
+    paths = [Path(f) for f in args.files] or list(task.defaults)
+    settings = Settings(
+        threshold=task.threshold if args.threshold is None else args.threshold, kind=task.kind
+    )
     try:
         if not 0.0 < settings.threshold < 1.0:
             raise ValueError(f"--threshold: expected a probability in (0, 1), got {settings.threshold}")
         if args.cross_validate and len(paths) < 2:
             raise ValueError("--cross-validate: needs at least two files (each is held out in turn)")
-        named = [(path, load_cases(path)) for path in paths]
+        named = [(path, load_cases(path, task.kind)) for path in paths]
     except (OSError, ValueError) as e:
         print(f"error: {e}")
         return 2
     examples = [(t, int(case.risky)) for _, cases in named for case in cases for t in case.texts]
-    model = train(examples, settings)
+    model = train(examples, settings, task)
     provenance = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in paths}
     text = model.to_json(settings.scale, provenance)
-    out = Path(args.out)
+    out = Path(args.out or task.out)
     atomic_write_text(out, text)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     print(f"wrote {out} ({len(text.encode('utf-8'))} bytes, sha256 {digest}) from {len(examples)} examples")
     if args.cross_validate:
-        parts = [prepare(path.name, cases, settings) for path, cases in named]
-        posts = [Case(post.id, (post.text,), False) for post in load_sample_posts() if not post.crisis]
-        lines, threshold = cross_validate(parts, prepare(SAMPLES, posts, settings), settings)
+        parts = [prepare(path.name, cases, settings, task) for path, cases in named]
+        quiet = [Case(ident, (text,), False) for ident, text in task.quiet()]
+        lines, threshold = cross_validate(parts, prepare(SAMPLES, quiet, settings, task), settings)
         print(
             "\nleave-one-file-out validation (threshold chosen without the held-out file; FA = false alarms):"
         )
