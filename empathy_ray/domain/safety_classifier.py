@@ -103,9 +103,8 @@ class NgramModel:
     bias: float
     weights: tuple[float, ...]
     threshold: float  # probability at or above which the text counts as risky
-    kind: str = (
-        "message"  # "message": a user's text (concept_tokens); "answer": a model's reply (answer_tokens)
-    )
+    # "message": a user's text (features with concept_tokens); "answer": a model's reply (answer_tokens)
+    kind: str = "message"
 
     def features(self, text: str) -> dict[int, float]:
         """Bucket -> value of the unit-length vector of the features present in `text` (already normalised)."""

@@ -181,10 +181,10 @@ def check_output(answer: str, *, learned: bool = True) -> OutputVerdict:
     "learned" when the learned output check (safety_output_model.json) finds it harmful. `learned=False`:
     the rules alone, for measuring them."""
     rules = ["zh_harmful_answer"] if harmful_evidence(answer) else []
-    rules += _fired(_normalise_zh(answer), _ZH_RULES, _ZH_CANCEL)
+    zh = _normalise_zh(answer)
+    rules += _fired(zh, _ZH_RULES, _ZH_CANCEL)
     english = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", answer)).replace("’", "'")
     rules += _fired(english, _EN_RULES, _EN_CANCEL)
-    zh = _normalise_zh(answer)
     rules += [f"zh_{name}" for name in _combined(zh, 0)]
     rules += [f"en_{name}" for name in _combined(english.lower(), 1)]
     if learned and classifier.shipped_output_model().is_risky(normalise_answer(answer)):

@@ -1,5 +1,8 @@
 """`empathy-ray safety train-classifier`: regenerate safety_model.json from the labelled tuning sets.
 
+With `--answers` the same learner is trained on model replies instead (tuning files of type "answer",
+DEFAULT_ANSWERS) and writes the output check's safety_output_model.json; answers_test.jsonl is refused.
+
 Reproducible on purpose: a fixed seed, a fixed number of passes, pure-Python float arithmetic and
 integer weights in a sorted-key file, so the same inputs give a byte-identical model file (the command
 prints its SHA-256; run it twice to check). Trains ONLY on the tuning files (tests/data/safety/tune*.jsonl
@@ -74,8 +77,8 @@ DEFAULT_ANSWERS = tuple(
 class Task:
     """What a model learns to flag: users' messages (the crisis classifier, safety_model.json) or model
     replies (the learned output check, safety_output_model.json). Each has its own rows, normalisation,
-    rules to stand beside and quiet texts: ordinary sample posts for messages, the sample replies (SFT
-    answers, preferred and rejected replies: none of them harmful) for answers."""
+    rules to stand beside and quiet texts that must not be raised: the ordinary sample posts for messages,
+    the sample preference pairs' replies (preferred and rejected: none of them harmful) for answers."""
 
     kind: str
     defaults: tuple[Path, ...]
