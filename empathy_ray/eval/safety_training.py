@@ -69,7 +69,14 @@ DEFAULT_TRAIN = tuple(
 FROZEN = ("test.jsonl", "answers_test.jsonl")
 SAMPLES = "sample posts"
 DEFAULT_ANSWERS = tuple(
-    _SET_DIR / f for f in ("answers_tune.jsonl", "answers_tune2.jsonl", "answers_tune3.jsonl")
+    _SET_DIR / f
+    for f in (
+        "answers_tune.jsonl",
+        "answers_tune2.jsonl",
+        "answers_tune3.jsonl",
+        "answers_tune4.jsonl",
+        "answers_tune5.jsonl",
+    )
 )
 
 
@@ -103,7 +110,7 @@ MESSAGES = Task(
     lambda t: assess(t, learned=False).is_risky, _quiet_posts,
 )  # fmt: skip
 ANSWERS = Task(
-    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.82, normalise_answer,
+    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.83, normalise_answer,
     lambda t: check_output(t, learned=False).blocked, _quiet_replies,
 )  # fmt: skip
 
