@@ -31,11 +31,17 @@ SET_DIR = Path(__file__).parent / "data" / "safety"
 _RANK = {"none": 0, "low": 1, "high": 2}
 
 
+def _train_args(out: Path, *files: Path, answers: bool = False) -> argparse.Namespace:
+    """`empathy-ray safety train-classifier [--answers] [FILE ...] --out OUT` as parsed."""
+    return argparse.Namespace(
+        files=[str(f) for f in files], out=str(out), threshold=None, cross_validate=False, answers=answers
+    )
+
+
 def test_training_regenerates_the_shipped_model_byte_for_byte(tmp_path: Path) -> None:
     # Same inputs, same settings -> the same file, in another process and on another day.
     out = tmp_path / "model.json"
-    args = argparse.Namespace(files=[], out=str(out), threshold=None, cross_validate=False, answers=False)
-    assert train_main(args) == 0
+    assert train_main(_train_args(out)) == 0
     assert out.read_bytes() == classifier.MODEL_PATH.read_bytes(), (
         "safety_model.json is stale: run `empathy-ray safety train-classifier` and commit the file"
     )
@@ -46,25 +52,18 @@ def test_training_regenerates_the_shipped_model_byte_for_byte(tmp_path: Path) ->
 
 def test_training_regenerates_the_shipped_output_model_byte_for_byte(tmp_path: Path) -> None:
     out = tmp_path / "output_model.json"
-    args = argparse.Namespace(files=[], out=str(out), threshold=None, cross_validate=False, answers=True)
-    assert train_main(args) == 0
+    assert train_main(_train_args(out, answers=True)) == 0
     assert out.read_bytes() == classifier.OUTPUT_MODEL_PATH.read_bytes(), (
         "safety_output_model.json is stale: run `empathy-ray safety train-classifier --answers` and commit it"
     )
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["kind"] == "answer" and sorted(data["trained_on"]) == sorted(p.name for p in DEFAULT_ANSWERS)
-    bad = argparse.Namespace(
-        files=[str(SET_DIR / "answers_test.jsonl")],
-        out=str(out),
-        threshold=None,
-        cross_validate=False,
-        answers=True,
-    )
-    assert train_main(bad) == 2  # the frozen replies are never trained on
-    wrong_kind = argparse.Namespace(
-        files=[str(SET_DIR / "tune.jsonl")], out=str(out), threshold=None, cross_validate=False, answers=True
-    )
-    assert train_main(wrong_kind) == 2  # message rows are not replies
+    assert (
+        train_main(_train_args(out, SET_DIR / "answers_test.jsonl", answers=True)) == 2
+    )  # the frozen replies are never trained on
+    assert (
+        train_main(_train_args(out, SET_DIR / "tune.jsonl", answers=True)) == 2
+    )  # message rows are not replies
 
 
 def test_training_is_deterministic_and_the_seed_matters() -> None:

@@ -30,7 +30,13 @@ from dataclasses import dataclass
 
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.safety import harmful_evidence
-from empathy_ray.domain.safety_output_concepts import COMBINATIONS, COMPILED, normalise_answer, t2s
+from empathy_ray.domain.safety_output_concepts import (
+    COMBINATIONS,
+    COMPILED,
+    EN_SENTENCE,
+    ZH_SENTENCE,
+    normalise_answer,
+)
 
 
 @dataclass(frozen=True)
@@ -125,10 +131,10 @@ _EN_CANCEL = re.compile(
 _CLAUSE_BREAK = re.compile(r"[,.!?;:。，！？；：\n]")
 
 
-def _normalise_zh(text: str) -> str:
-    """NFKC, traditional -> simplified (OpenCC), lower case, without whitespace and format characters."""
-    text = t2s().convert(unicodedata.normalize("NFKC", text)).lower()
-    return "".join(c for c in text if not c.isspace() and unicodedata.category(c) != "Cf")
+def _without_spaces(normalised: str) -> str:
+    """The normalised answer (normalise_answer: NFKC, traditional -> simplified, lower case) without
+    whitespace and format characters: what the Chinese rules read."""
+    return "".join(c for c in normalised if not c.isspace() and unicodedata.category(c) != "Cf")
 
 
 def _clause_before(text: str, start: int) -> str:
@@ -144,10 +150,6 @@ def _fired(text: str, rules: tuple[tuple[str, re.Pattern[str]], ...], cancel: re
     return fired
 
 
-_ZH_SENTENCE = re.compile(r"[。！？!?；;…\n]")  # the sentence ends streaming.releasable waits for
-_EN_SENTENCE = re.compile(r"(?<=[.!?;])\s|\n")
-
-
 def _concepts(sentence: str, lang: int, cancel: re.Pattern[str]) -> set[str]:
     """The concepts (safety_output_concepts.py) said in one sentence, not counting negated mentions."""
     return {
@@ -161,7 +163,7 @@ def _concepts(sentence: str, lang: int, cancel: re.Pattern[str]) -> set[str]:
 
 def _combined(text: str, lang: int) -> list[str]:
     """Names of the concept combinations any sentence of `text` makes (lang 0: Chinese, 1: English)."""
-    splitter, cancel = (_ZH_SENTENCE, _ZH_CANCEL) if lang == 0 else (_EN_SENTENCE, _EN_CANCEL)
+    splitter, cancel = (ZH_SENTENCE, _ZH_CANCEL) if lang == 0 else (EN_SENTENCE, _EN_CANCEL)
     fired: list[str] = []
     for sentence in splitter.split(text):
         found = _concepts(sentence, lang, cancel)
@@ -181,12 +183,13 @@ def check_output(answer: str, *, learned: bool = True) -> OutputVerdict:
     "learned" when the learned output check (safety_output_model.json) finds it harmful. `learned=False`:
     the rules alone, for measuring them."""
     rules = ["zh_harmful_answer"] if harmful_evidence(answer) else []
-    zh = _normalise_zh(answer)
+    normalised = normalise_answer(answer)  # one OpenCC pass for the rules and the learned layer
+    zh = _without_spaces(normalised)
     rules += _fired(zh, _ZH_RULES, _ZH_CANCEL)
     english = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", answer)).replace("’", "'")
     rules += _fired(english, _EN_RULES, _EN_CANCEL)
     rules += [f"zh_{name}" for name in _combined(zh, 0)]
     rules += [f"en_{name}" for name in _combined(english.lower(), 1)]
-    if learned and classifier.shipped_output_model().is_risky(normalise_answer(answer)):
+    if learned and classifier.shipped_output_model().is_risky(normalised):
         rules.append("learned")
     return OutputVerdict(tuple(dict.fromkeys(rules)))

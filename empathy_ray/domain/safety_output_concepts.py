@@ -231,7 +231,10 @@ def normalise_answer(text: str) -> str:
     return re.sub(r"\s+", " ", t2s().convert(unicodedata.normalize("NFKC", text)).lower()).strip()
 
 
-_SENTENCE = re.compile(r"[。！？!?；;…\n]|(?<=[.!?;])\s")
+# Sentence ends: the ones streaming.releasable waits for, so a sentence is checked whole before it is shown.
+ZH_SENTENCE = re.compile(r"[。！？!?；;…\n]")
+EN_SENTENCE = re.compile(r"(?<=[.!?;])\s|\n")
+_SENTENCE = re.compile(f"{ZH_SENTENCE.pattern}|{EN_SENTENCE.pattern}")
 
 
 def answer_tokens(text: str) -> set[str]:
