@@ -17,7 +17,7 @@ from empathy_ray.eval.safety import SafetySetError, load_set
 SET_DIR = Path(__file__).parent / "data" / "safety"
 TUNE, TEST = SET_DIR / "tune.jsonl", SET_DIR / "test.jsonl"
 ANSWERS_TEST = SET_DIR / "answers_test.jsonl"
-LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 16))
+LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 18))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -95,7 +95,7 @@ def test_safety_eval_on_the_frozen_test_part(capsys: pytest.CaptureFixture[str])
 # files (below). The rules were written from answers_tune.jsonl's misses only; answers_tune2..5 are
 # training data for the learned layer (scored blind first, tests/data/safety/README.md).
 ANSWERS_OVERALL = (
-    "| **overall** | positive | 110 | 72 | 65.5% |  |",
+    "| **overall** | positive | 110 | 66 | 60.0% |  |",
     "| **overall** | negative | 80 | 3 |  | 3.8% |",
 )
 
@@ -123,7 +123,7 @@ def test_safety_eval_reports_both_parts_by_default(capsys: pytest.CaptureFixture
     assert "tune.jsonl (207 items)" in out and "test.jsonl (155 items)" in out
     assert "tune2.jsonl (604 items)" in out
     assert "| **overall** | positive | 126 | 126 | 100.0% |  |" in out  # the tuning parts
-    assert "| **overall** | positive | 405 | 398 | 98.3% |  |" in out  # rules alone: 389, 96.0 %
+    assert "| **overall** | positive | 405 | 396 | 97.8% |  |" in out  # rules alone: 389, 96.0 %
     assert "| **overall** | negative | 81 | 0 |  | 0.0% |" in out
 
 
@@ -154,17 +154,19 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
     [
         ("tune3", "| 166 | 166 | 100.0% |  |", "| 95 | 0 |  | 0.0% |", 0),
         ("tune4", "| 64 | 64 | 100.0% |  |", "| 36 | 0 |  | 0.0% |", 0),  # rules alone: 63
-        ("tune5", "| 142 | 139 | 97.9% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
+        ("tune5", "| 142 | 140 | 98.6% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
         ("tune6", "| 139 | 136 | 97.8% |  |", "| 67 | 2 |  | 3.0% |", 1),  # rules alone: 109
-        ("tune7", "| 150 | 148 | 98.7% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 107
-        ("tune8", "| 150 | 148 | 98.7% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 112
+        ("tune7", "| 150 | 148 | 98.7% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 108
+        ("tune8", "| 150 | 146 | 97.3% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 112
         ("tune9", "| 150 | 142 | 94.7% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
-        ("tune10", "| 150 | 144 | 96.0% |  |", "| 68 | 8 |  | 11.8% |", 1),  # rules alone: 66
-        ("tune11", "| 157 | 133 | 84.7% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 88
-        ("tune12", "| 157 | 119 | 75.8% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 79
-        ("tune13", "| 157 | 116 | 73.9% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 58 (blind: 57)
-        ("tune14", "| 157 | 112 | 71.3% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 61 (blind: 60)
-        ("tune15", "| 157 | 110 | 70.1% |  |", "| 68 | 6 |  | 8.8% |", 1),  # blind; rules alone: 70
+        ("tune10", "| 150 | 136 | 90.7% |  |", "| 68 | 8 |  | 11.8% |", 1),  # rules alone: 66
+        ("tune11", "| 157 | 153 | 97.5% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 88
+        ("tune12", "| 157 | 151 | 96.2% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 79
+        ("tune13", "| 157 | 150 | 95.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 58 (blind: 57)
+        ("tune14", "| 157 | 148 | 94.3% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 61 (blind: 60)
+        ("tune15", "| 157 | 147 | 93.6% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 70
+        ("tune16", "| 157 | 149 | 94.9% |  |", "| 68 | 6 |  | 8.8% |", 1),  # rules alone: 81
+        ("tune17", "| 157 | 150 | 95.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 74
     ],
 )
 def test_later_tuning_sets_after_tuning_on_them(

@@ -12,18 +12,17 @@ Training examples from a JSONL set (tests/data/safety/README.md): a message row 
 conversation gives its risk turn as a positive (its other turns are unlabelled and left out); a benign
 conversation gives every user turn as a negative. The two classes are weighted to count equally.
 
-`--cross-validate` measures how the learned opinion carries to phrasings it has not seen: for each
-training file F it trains on the other files only, chooses the threshold on them only (below), and prints
-the recall and false alarms on F of the rules alone, the classifier alone and both together, counted per
-row as `empathy-ray safety eval` counts them. The rules were tuned on most of these files, so their own
-figures there are optimistic; the classifier's are not. It ends with the threshold for the shipped model,
-chosen the same way from all files, which is `Settings.threshold`.
+`--cross-validate` measures how the learned opinion carries to phrasings it has not seen: each training
+file F is scored by a model trained on the other files only, and its line prints the recall and false
+alarms on F of the rules alone, the classifier alone and both together (counted per row as `empathy-ray
+safety eval` counts them) at the threshold chosen from the other files' held-out scores. The rules were
+tuned on most of these files, so their own figures there are optimistic; the classifier's are not. It ends
+with the threshold chosen from every file's held-out scores: the shipped one (`Task.threshold`).
 
 Threshold rule: the lowest probability (0.30-0.99 in steps of 0.01) at which the classifier adds false
-alarms (benign rows the rules leave alone that it flags) to at most 1 % of the benign rows and to none of
-the shipped sample posts that are not crisis posts (ordinary distress, never trained on). The rows are
-scored out of fold (5 folds by the CRC-32 of the row id, each scored by a model trained on the other four),
-the sample posts by the model trained on everything.
+alarms (benign rows the rules leave alone that it flags) to at most 1 % of the benign rows, each scored by
+the model that never saw its file, and to none of the shipped sample posts that are not crisis posts
+(ordinary distress, never trained on; scored by the model trained on every file).
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import argparse
 import hashlib
 import math
 import random
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,35 +47,13 @@ _SET_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "safety"
 DEFAULT_TRAIN = tuple(
     _SET_DIR / f
     for f in (
-        "tune.jsonl",
-        "tune2.jsonl",
-        "tune3.jsonl",
-        "tune4.jsonl",
-        "tune5.jsonl",
-        "tune6.jsonl",
-        "tune7.jsonl",
-        "tune8.jsonl",
-        "tune9.jsonl",
-        "tune10.jsonl",
-        "classifier_extra.jsonl",
-        "classifier_extra2.jsonl",
-        "classifier_extra3.jsonl",
-        "classifier_extra4.jsonl",
-        "classifier_extra5.jsonl",
+        *(f"tune{n}.jsonl" for n in ("", *range(2, 18))),
+        *(f"classifier_extra{n}.jsonl" for n in ("", *range(2, 17))),
     )
 )
 FROZEN = ("test.jsonl", "answers_test.jsonl")
 SAMPLES = "sample posts"
-DEFAULT_ANSWERS = tuple(
-    _SET_DIR / f
-    for f in (
-        "answers_tune.jsonl",
-        "answers_tune2.jsonl",
-        "answers_tune3.jsonl",
-        "answers_tune4.jsonl",
-        "answers_tune5.jsonl",
-    )
-)
+DEFAULT_ANSWERS = tuple(_SET_DIR / f"answers_tune{n}.jsonl" for n in ("", *range(2, 7)))
 
 
 @dataclass(frozen=True)
@@ -106,11 +82,11 @@ def _quiet_replies() -> list[tuple[str, str]]:
 
 
 MESSAGES = Task(
-    "message", DEFAULT_TRAIN, classifier.MODEL_PATH, 0.84, canonical_text,
+    "message", DEFAULT_TRAIN, classifier.MODEL_PATH, 0.83, canonical_text,
     lambda t: assess(t, learned=False).is_risky, _quiet_posts,
 )  # fmt: skip
 ANSWERS = Task(
-    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.83, normalise_answer,
+    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.87, normalise_answer,
     lambda t: check_output(t, learned=False).blocked, _quiet_replies,
 )  # fmt: skip
 
@@ -121,10 +97,11 @@ class Settings:
     (`--cross-validate`, figures in tests/data/safety/README.md): 1-4-grams in 2^16 buckets with the
     concept tokens and a light L2 caught more held-out rows at the same false-alarm budget than 1-5-grams,
     stronger L2 (0.01-0.1, which ranks rows well but flattens the probabilities of new phrasings),
-    sentence-by-sentence maxima or extra weight on the rows the rules miss. `threshold` starts from the one
-    `--cross-validate` reports for the shipped files (0.82), raised to the lowest value at which none of the
-    unit tests' look-alikes ("I would never hurt myself", "我覺得好累，沒有人懂") is raised (0.84); rerun
-    both after changing the data or the rules."""
+    sentence-by-sentence maxima or extra weight on the rows the rules miss; on the 33 files of 2026-12-01
+    L2 0.0005 did no better at the same false-alarm budget. `threshold` is the one `--cross-validate`
+    reports for the shipped files (0.83 for messages, 0.87 for replies), checked against the unit tests'
+    look-alikes ("I would never hurt myself", "我覺得好累，沒有人懂": the highest scores 0.77); rerun both
+    after changing the data or the rules."""
 
     max_order: int = 4
     buckets: int = 1 << 16
@@ -132,11 +109,10 @@ class Settings:
     learning_rate: float = 2.0  # divided by (1 + epoch): big early steps, settled late ones
     l2: float = 0.001  # shrinks the weights an example touches: fewer, broader cues, calmer probabilities
     seed: int = 13
-    threshold: float = 0.84  # the message classifier's; a Task carries its own
+    threshold: float = 0.83  # the message classifier's; a Task carries its own
     kind: str = "message"  # the Task's kind, so the features match the model's
     scale: int = 1000  # weights are stored as round(weight * scale)
     max_added_false_alarms: float = 0.01
-    folds: int = 5  # for the threshold: rows go to folds by the CRC-32 of their id
 
 
 @dataclass(frozen=True)
@@ -218,27 +194,23 @@ def _fit(data: Sequence[tuple[dict[int, float], int]], settings: Settings) -> cl
 
 @dataclass(frozen=True)
 class Part:
-    """One file made ready once for many folds: per case its fold and, per text, features and rules' flag."""
+    """One file made ready once for many fits: per case its label and, per text, features and rules' flag."""
 
     name: str
-    cases: tuple[tuple[int, bool, tuple[tuple[dict[int, float], bool], ...]], ...]
+    cases: tuple[tuple[bool, tuple[tuple[dict[int, float], bool], ...]], ...]
 
-    def data(self, skip_fold: int = -1) -> list[tuple[dict[int, float], int]]:
-        """Training pairs of every case outside `skip_fold`."""
-        return [(f, int(risky)) for fold, risky, texts in self.cases if fold != skip_fold for f, _ in texts]
+    def data(self) -> list[tuple[dict[int, float], int]]:
+        """Training pairs of every text of every case."""
+        return [(f, int(risky)) for risky, texts in self.cases for f, _ in texts]
 
 
 def prepare(name: str, cases: Sequence[Case], settings: Settings, task: Task = MESSAGES) -> Part:
-    """Features, rules' flags and folds of one file's cases, computed once for every fold that uses them."""
+    """Features and rules' flags of one file's cases, computed once for every fit that uses them."""
     empty = _empty(settings)
     return Part(
         name,
         tuple(
-            (
-                zlib.crc32(case.id.encode("utf-8")) % settings.folds,
-                case.risky,
-                tuple((empty.features(task.normalise(t)), task.rules(t)) for t in case.texts),
-            )
+            (case.risky, tuple((empty.features(task.normalise(t)), task.rules(t)) for t in case.texts))
             for case in cases
         ),
     )
@@ -248,13 +220,9 @@ def prepare(name: str, cases: Sequence[Case], settings: Settings, task: Task = M
 Scored = tuple[bool, tuple[tuple[bool, float], ...]]
 
 
-def _score(model: classifier.NgramModel, part: Part, fold: int = -1) -> list[Scored]:
-    """Every case of `part` (only those of `fold` when given) scored by `model`."""
-    return [
-        (risky, tuple((rule, model.score(f)) for f, rule in texts))
-        for case_fold, risky, texts in part.cases
-        if fold in (-1, case_fold)
-    ]
+def _score(model: classifier.NgramModel, part: Part) -> list[Scored]:
+    """Every case of `part` scored by `model`."""
+    return [(risky, tuple((rule, model.score(f)) for f, rule in texts)) for risky, texts in part.cases]
 
 
 def _flagged(case: Scored, threshold: float, rules: bool, learned: bool) -> bool:
@@ -285,36 +253,42 @@ def pick_threshold(scored: Sequence[Scored], settings: Settings, quiet: Sequence
     )
 
 
-def _threshold(parts: Sequence[Part], samples: Part, model: classifier.NgramModel, s: Settings) -> float:
-    """The threshold for `model` (trained on all `parts`) from the parts' k-fold out-of-fold scores."""
-    pooled: list[Scored] = []
-    for fold in range(s.folds):
-        fold_model = _fit([d for p in parts for d in p.data(skip_fold=fold)], s)
-        pooled += [case for p in parts for case in _score(fold_model, p, fold)]
-    posts = _score(model, samples)
-    return pick_threshold(pooled + posts, s, quiet=posts)
+def held_out_scores(parts: Sequence[Part], settings: Settings) -> dict[str, list[Scored]]:
+    """Each file scored by a model trained on every other file: phrasings, writers and a set it never saw.
+    By file, not by row: a look-alike written in the same words as a risky row sits in the same file, so
+    no row is scored by a model that learned its twin (row folds did, and overstated the false alarms)."""
+    return {
+        held.name: _score(_fit([d for p in parts if p is not held for d in p.data()], settings), held)
+        for held in parts
+    }
+
+
+def _threshold(held: dict[str, list[Scored]], posts: Sequence[Scored], s: Settings, skip: str = "") -> float:
+    """The threshold rule over the held-out scores of every file but `skip`, and the sample posts."""
+    pooled = [case for name, scored in held.items() if name != skip for case in scored]
+    return pick_threshold([*pooled, *posts], s, quiet=posts)
 
 
 def cross_validate(parts: Sequence[Part], samples: Part, settings: Settings) -> tuple[list[str], float]:
-    """Leave-one-file-out table lines and the threshold for a model trained on every part."""
+    """Leave-one-file-out table lines and the threshold for a model trained on every part. A file's line
+    uses the threshold chosen from the other files' held-out scores, never its own."""
     lines = [
         "| held-out file | risky | benign | threshold | rules recall / FA | classifier alone recall / FA "
-        "| rules+classifier recall / FA | sample posts added FA |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| rules+classifier recall / FA |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for held in parts:
-        others = [p for p in parts if p is not held]
-        model = _fit([d for p in others for d in p.data()], settings)
-        threshold = _threshold(others, samples, model, settings)
-        scored = _score(model, held)
+    held = held_out_scores(parts, settings)
+    posts = _score(_fit([d for p in parts for d in p.data()], settings), samples)
+    for part in parts:
+        threshold = _threshold(held, posts, settings, skip=part.name)
+        scored = held[part.name]
         cells = [_rates(scored, threshold, r, c) for r, c in ((True, False), (False, True), (True, True))]
         lines.append(
-            f"| {held.name} | {sum(c[0] for c in scored)} | {sum(not c[0] for c in scored)} | {threshold:.2f} | "
+            f"| {part.name} | {sum(c[0] for c in scored)} | {sum(not c[0] for c in scored)} | {threshold:.2f} | "
             + " | ".join(cells)
-            + f" | {_added_false_alarms(_score(model, samples), threshold):.1%} |"
+            + " |"
         )
-    full = _fit([d for p in parts for d in p.data()], settings)
-    return lines, _threshold(parts, samples, full, settings)
+    return lines, _threshold(held, posts, settings)
 
 
 def _rates(scored: Sequence[Scored], threshold: float, rules: bool, learned: bool) -> str:
@@ -378,6 +352,6 @@ def train_main(args: argparse.Namespace) -> int:
         )
         print("\n".join(lines))
         print(
-            f"\nthreshold from all files' out-of-fold scores: {threshold:.2f} (this model: {settings.threshold})"
+            f"\nthreshold from all files' held-out scores: {threshold:.2f} (this model: {settings.threshold})"
         )
     return 0
