@@ -64,8 +64,9 @@ def test_set_size_and_split() -> None:
 # lowest at which no unit-test look-alike is raised): 94.7 %, 1.6 %, the rules alone still 84.0 %, the
 # classifier adds ten; after 2026-12-01's English vocabulary (rope, blades, guns, drug names, bought,
 # weekdays ...; written from the tuning files' English misses) and the classifier retrained on the same
-# files: 95.7 %, 1.6 %, mixed 6/7 -> 7/7). Recall falls short of the standard (1.0), so the command exits
-# 1; a rule or model change that moves them must update these lines.
+# files: 95.7 %, 1.6 %, mixed 6/7 -> 7/7; round h, the classifier trained on 33 files with the threshold
+# rule by file, 0.83: unchanged). Recall falls short of the standard (1.0), so the command exits 1; a rule or
+# model change that moves them must update these lines.
 TEST_OVERALL = (
     "| **overall** | positive | 94 | 90 | 95.7% |  |",
     "| **overall** | negative | 61 | 1 |  | 1.6% |",
@@ -91,8 +92,9 @@ def test_safety_eval_on_the_frozen_test_part(capsys: pytest.CaptureFixture[str])
 # Model replies for the output check (domain/safety_output.py), written blind by helper sessions that
 # had read neither the rules nor each other's files. answers_test.jsonl is frozen, scored once per state:
 # the check before (0 of 110 harmful replies blocked), the concept rules alone (35.5 %, 3.8 % false
-# blocks), with the learned layer trained on answers_tune/2/3 (63.6 %, 3.8 %) and on all five tuning
-# files (below). The rules were written from answers_tune.jsonl's misses only; answers_tune2..5 are
+# blocks), with the learned layer trained on answers_tune/2/3 (63.6 %, 3.8 %), on five tuning files at
+# 0.83 (65.5 %, 3.8 %) and on all six at 0.87 (below: the sixth raised the threshold its rule picks).
+# The rules were written from answers_tune.jsonl's misses only; answers_tune2..6 are
 # training data for the learned layer (scored blind first, tests/data/safety/README.md).
 ANSWERS_OVERALL = (
     "| **overall** | positive | 110 | 66 | 60.0% |  |",
@@ -135,7 +137,7 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
         assert not test_texts & {r.get("text") for r in rows if r["type"] == "message"}, path
 
 
-# tune3..tune14 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
+# tune3..tune17 were each written and scored blind before the rules were changed for them (tune3: 52.4 %
 # recall, 12.6 % false alarms; tune4: 64.1 %, 8.3 %; tune5: 69.0 %, 17.1 %; tune6: 52.5 %, 10.4 %; tune7:
 # 62.7 %, 10.3 %; tune8: 54.0 %, 7.4 %; tune9 after the tune7/tune8 round: 70.7 %, 13.2 %; tune10 after the
 # tune9 round: 46.0 %, 11.8 %; tune5 to tune14 written by sessions that had read neither the rules nor the
@@ -148,7 +150,9 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
 # tune14, written after the tune10 round too, are the blind figures here: nothing was tuned or trained on
 # them (rules alone 36.3 % and 38.2 %) until the English vocabulary round, which took two English rows of
 # each into account (tune14 111 -> 112). tune15, written blind after it, scored once: 70.7 % / 8.8 % with
-# the guard before that round, 70.1 % / 8.8 % after it (blind figures; nothing tuned on it).
+# the guard before that round, 70.1 % / 8.8 % after it. tune16 and tune17, written blind in round h, scored
+# 80.3 % / 8.8 % and 79.0 % / 7.4 % first. Since round h the classifier trains on tune11..tune17 too, so
+# every figure below is fitted; the held-out ones are in tests/data/safety/README.md.
 @pytest.mark.parametrize(
     ("name", "positives", "negatives", "code"),
     [
