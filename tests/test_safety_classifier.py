@@ -114,6 +114,19 @@ def test_the_threshold_counts_only_the_false_alarms_the_classifier_adds() -> Non
     assert pick_threshold(benign + risky, Settings(max_added_false_alarms=0.0)) == 0.72
 
 
+def test_cross_validation_refuses_two_files_of_one_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Files are held out and reported by name: two of one name would be merged silently.
+    twin = tmp_path / "tune4.jsonl"
+    twin.write_bytes((SET_DIR / "tune4.jsonl").read_bytes())
+    args = _train_args(tmp_path / "m.json", SET_DIR / "tune4.jsonl", twin)
+    args.cross_validate = True
+    assert train_main(args) == 2
+    assert "['tune4.jsonl'] come twice" in capsys.readouterr().out
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_cross_validation_chooses_nothing_on_the_held_out_file() -> None:
     # A file's line uses the threshold the rule picks from the OTHER files' held-out scores (and the sample
     # posts); its own scores never enter it. Flipping its labels flips its own counts and figures.

@@ -332,6 +332,11 @@ def train_main(args: argparse.Namespace) -> int:
             raise ValueError(f"--threshold: expected a probability in (0, 1), got {settings.threshold}")
         if args.cross_validate and len(paths) < 2:
             raise ValueError("--cross-validate: needs at least two files (each is held out in turn)")
+        if args.cross_validate and len({path.name for path in paths}) < len(paths):
+            twice = sorted({path.name for path in paths if [q.name for q in paths].count(path.name) > 1})
+            raise ValueError(
+                f"--cross-validate: files are held out by name and {twice} come twice; rename one"
+            )
         named = [(path, load_cases(path, task.kind)) for path in paths]
     except (OSError, ValueError) as e:
         print(f"error: {e}")
