@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,8 +333,8 @@ def train_main(args: argparse.Namespace) -> int:
             raise ValueError(f"--threshold: expected a probability in (0, 1), got {settings.threshold}")
         if args.cross_validate and len(paths) < 2:
             raise ValueError("--cross-validate: needs at least two files (each is held out in turn)")
-        if args.cross_validate and len({path.name for path in paths}) < len(paths):
-            twice = sorted({path.name for path in paths if [q.name for q in paths].count(path.name) > 1})
+        twice = sorted(name for name, n in Counter(path.name for path in paths).items() if n > 1)
+        if args.cross_validate and twice:
             raise ValueError(
                 f"--cross-validate: files are held out by name and {twice} come twice; rename one"
             )
