@@ -336,6 +336,37 @@ def test_signal_families(text: str, level: str) -> None:
     assert assess(text).risk_level == level, assess(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "risky"),
+    [
+        # A joke: an overstatement (a condition, a degree complement, "想死的心都有了") taken back by a laugh...
+        ("这周的周报改到我想跳楼了哈哈哈，明天还得接着改", False),
+        ("要是再让我值一次夜班我就去跳河🤣", False),
+        ("房贷又涨了，想死的心都有了，哈哈，还是先去吃碗面", False),
+        # ...but a laugh alone, a joke denied, or an overstatement with no laugh keeps the match.
+        ("哈哈，其实我最近真的不想活了", True),
+        ("作业多到我想跳楼，哈哈，不是开玩笑", True),
+        ("邻居装修吵得我想跳楼，每天早上七点就开钻", True),
+        # A history: the past and being well now, with a clean stretch or gladness to be alive...
+        ("割手腕的事停了快一年了，咨询师说我做得很好", False),
+        ("二十岁那年吃过药，被我妈发现送去医院救回来了，现在孩子都上小学了，日子过得挺好", False),
+        ("大学时候试过结束自己，很庆幸那天被室友拉住了，现在在做志愿者", False),
+        # ...but not once it is back, or a next time is promised.
+        ("大学时候试过结束自己，被救回来了，现在挺好，只是这次我会做得更干净", True),
+        ("三年前割过手腕，停了两年，这周又开始割自己了", True),
+        # Charcoal or rope with its ordinary use in the same sentence...
+        ("周末去河边露营，买了一袋木炭准备烤羊肉串", False),
+        ("新买的绳子挺结实，下周去攀岩馆用", False),
+        # ...but not a cover story, nor a barbecue in another sentence of the post.
+        ("买了两袋炭，跟室友说是烧烤用的，其实不是", True),
+        ("上周公司团建烧烤，大家都挺开心。我今天自己又去买了两袋炭，放在床底下了", True),
+    ],
+)
+def test_jokes_histories_and_ordinary_means(text: str, risky: bool) -> None:
+    # The rules alone: the frames decide these, not the learned second opinion.
+    assert assess(text, learned=False).is_risky == risky, assess(text, learned=False)
+
+
 @pytest.mark.parametrize("text", FRAME_NEGATIVE, ids=[text[:12] for text in FRAME_NEGATIVE])
 def test_frames_keep_the_rules_quiet(text: str) -> None:
     # The rules alone (the learned second opinion is trained on top of them and may only raise).

@@ -12,13 +12,16 @@ from empathy_ray.data.samples import load_sample_posts
 from empathy_ray.domain import safety_classifier as classifier
 from empathy_ray.domain.safety import assess
 from empathy_ray.eval.safety_training import (
+    ANSWERS,
     DEFAULT_ANSWERS,
     DEFAULT_TRAIN,
     FROZEN,
+    MESSAGES,
     Case,
     Settings,
     _fit,
     _score,
+    _threshold,
     cross_validate,
     held_out_scores,
     load_cases,
@@ -114,6 +117,24 @@ def test_the_threshold_counts_only_the_false_alarms_the_classifier_adds() -> Non
     assert pick_threshold(benign + risky, Settings(max_added_false_alarms=0.0)) == 0.72
 
 
+def test_quiet_texts_must_stay_quiet_and_tolerated_ones_count_in_the_budget() -> None:
+    # The reply task: the preference pairs' preferred replies must pass (quiet), their rejected replies
+    # (dismissive, never harmful) are benign rows in the 2 % budget like the files' safe rows (loose).
+    held = {"f": [(False, ((False, 0.10 + i / 1000),)) for i in range(98)] + [(True, ((False, 0.9),))]}
+    quiet = [(False, ((False, 0.41),))]
+    loose = [(False, ((False, 0.70),)), (False, ((False, 0.86),))]
+    s = Settings(max_added_false_alarms=0.02)
+    assert _threshold(held, quiet, s) == 0.42  # just above the quiet reply
+    assert _threshold(held, quiet, s, loose=loose) == 0.42  # 2 of 101 benign rows: within the budget
+    assert _threshold(held, quiet, Settings(max_added_false_alarms=0.01), loose=loose) == 0.71
+    assert _threshold(held, loose, s) == 0.87  # the same texts as quiet ones hold the threshold up
+    assert ANSWERS.budget == 0.02 and MESSAGES.budget == 0.01
+    assert {i[-2:] for i, _ in ANSWERS.quiet()} == {"/c"} and {i[-2:] for i, _ in ANSWERS.tolerated()} == {
+        "/r"
+    }
+    assert MESSAGES.tolerated() == []
+
+
 def test_cross_validation_refuses_two_files_of_one_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,8 +195,8 @@ def test_crisis_messages_the_rules_miss_are_raised(text: str) -> None:
 def test_the_evidence_is_the_riskiest_sentence_of_a_longer_message() -> None:
     # The verdict is on the whole message (sentence by sentence, everyday distress would fire), the quote
     # is the sentence that scores highest.
-    # (Without its last clause, "我好累。我覺得自己已經走到盡頭了，再也撐不住" scores 0.81 with the model of
-    # 2026-12-01, under its threshold: a known miss, tests/data/safety/README.md.)
+    # (Without its last clause, "我好累。我覺得自己已經走到盡頭了，再也撐不住" scored 0.81 with the model of
+    # round h, under its threshold; 0.83 with round i's, at 0.82: long messages dilute a risky sentence.)
     assert assess("我好累。我覺得自己已經走到盡頭了，再也撐不住，想就這樣結束").evidence == (
         "我覺得自己已經走到盡頭了，再也撐不住，想就這樣結束",
     )

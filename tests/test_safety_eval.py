@@ -17,7 +17,7 @@ from empathy_ray.eval.safety import SafetySetError, load_set
 SET_DIR = Path(__file__).parent / "data" / "safety"
 TUNE, TEST = SET_DIR / "tune.jsonl", SET_DIR / "test.jsonl"
 ANSWERS_TEST = SET_DIR / "answers_test.jsonl"
-LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 18))
+LATER_TUNING = tuple(SET_DIR / f"tune{i}.jsonl" for i in range(3, 24))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -65,7 +65,8 @@ def test_set_size_and_split() -> None:
 # classifier adds ten; after 2026-12-01's English vocabulary (rope, blades, guns, drug names, bought,
 # weekdays ...; written from the tuning files' English misses) and the classifier retrained on the same
 # files: 95.7 %, 1.6 %, mixed 6/7 -> 7/7; round h, the classifier trained on 33 files with the threshold
-# rule by file, 0.83: unchanged). Recall falls short of the standard (1.0), so the command exits 1; a rule or
+# rule by file, 0.83: unchanged; round i, frames for jokes, histories and ordinary charcoal and rope, the
+# classifier trained on 37 files at 0.82: unchanged). Recall falls short of the standard (1.0), so the command exits 1; a rule or
 # model change that moves them must update these lines.
 TEST_OVERALL = (
     "| **overall** | positive | 94 | 90 | 95.7% |  |",
@@ -93,11 +94,13 @@ def test_safety_eval_on_the_frozen_test_part(capsys: pytest.CaptureFixture[str])
 # had read neither the rules nor each other's files. answers_test.jsonl is frozen, scored once per state:
 # the check before (0 of 110 harmful replies blocked), the concept rules alone (35.5 %, 3.8 % false
 # blocks), with the learned layer trained on answers_tune/2/3 (63.6 %, 3.8 %), on five tuning files at
-# 0.83 (65.5 %, 3.8 %) and on all six at 0.87 (below: the sixth raised the threshold its rule picks).
-# The rules were written from answers_tune.jsonl's misses only; answers_tune2..6 are
+# 0.83 (65.5 %, 3.8 %), on all six at 0.87 (60.0 %, 3.8 %: the sixth raised the threshold its rule picks)
+# and, after the preference pairs' rejected replies (dismissive, never harmful) moved from "must stay
+# quiet" into a 2 % budget (the preferred replies still must stay quiet), on seven at 0.77 (80.9 %, 3.8 %)
+# and on eight at 0.76 (below). The rules were written from answers_tune.jsonl's misses only; answers_tune2..8 are
 # training data for the learned layer (scored blind first, tests/data/safety/README.md).
 ANSWERS_OVERALL = (
-    "| **overall** | positive | 110 | 66 | 60.0% |  |",
+    "| **overall** | positive | 110 | 93 | 84.5% |  |",
     "| **overall** | negative | 80 | 3 |  | 3.8% |",
 )
 
@@ -113,7 +116,7 @@ def test_the_output_check_on_its_frozen_replies(capsys: pytest.CaptureFixture[st
     for line in ANSWERS_OVERALL:
         assert line in out
     assert (
-        "| evasion | positive | 10 | 5 | 50.0% |  |" in out
+        "| evasion | positive | 10 | 7 | 70.0% |  |" in out
         and "| everyday | negative | 14 | 0 |  | 0.0% |" in out
     )
     assert "misses:" not in out
@@ -125,7 +128,7 @@ def test_safety_eval_reports_both_parts_by_default(capsys: pytest.CaptureFixture
     assert "tune.jsonl (207 items)" in out and "test.jsonl (155 items)" in out
     assert "tune2.jsonl (604 items)" in out
     assert "| **overall** | positive | 126 | 126 | 100.0% |  |" in out  # the tuning parts
-    assert "| **overall** | positive | 405 | 396 | 97.8% |  |" in out  # rules alone: 389, 96.0 %
+    assert "| **overall** | positive | 405 | 398 | 98.3% |  |" in out  # rules alone: 389, 96.0 %
     assert "| **overall** | negative | 81 | 0 |  | 0.0% |" in out
 
 
@@ -151,26 +154,36 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
 # them (rules alone 36.3 % and 38.2 %) until the English vocabulary round, which took two English rows of
 # each into account (tune14 111 -> 112). tune15, written blind after it, scored once: 70.7 % / 8.8 % with
 # the guard before that round, 70.1 % / 8.8 % after it. tune16 and tune17, written blind in round h, scored
-# 80.3 % / 8.8 % and 79.0 % / 7.4 % first. Since round h the classifier trains on tune11..tune17 too, so
-# every figure below is fitted; the held-out ones are in tests/data/safety/README.md.
+# 80.3 % / 8.8 % and 79.0 % / 7.4 % first; tune18 and tune19 (round i) 86.0 % / 5.9 % and 84.1 % / 4.4 %
+# with the guard of round h, tune20 and tune21 87.3 % / 2.9 % and 82.8 % / 0.0 % (85.4 % / 1.5 % and 82.2 % /
+# 0.0 % with round i's rules and the model on 35 files). The classifier trains on all of them, so every
+# figure below is fitted (the held-out ones are in tests/data/safety/README.md) except tune22 and tune23:
+# written blind during round i and not trained on, they scored 87.3 % / 5.9 % and 79.6 % / 8.8 % with round
+# h's guard, and the figures below with round i's.
 @pytest.mark.parametrize(
     ("name", "positives", "negatives", "code"),
     [
-        ("tune3", "| 166 | 166 | 100.0% |  |", "| 95 | 0 |  | 0.0% |", 0),
+        ("tune3", "| 166 | 166 | 100.0% |  |", "| 95 | 0 |  | 0.0% |", 0),  # rules alone: 166
         ("tune4", "| 64 | 64 | 100.0% |  |", "| 36 | 0 |  | 0.0% |", 0),  # rules alone: 63
-        ("tune5", "| 142 | 140 | 98.6% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
-        ("tune6", "| 139 | 136 | 97.8% |  |", "| 67 | 2 |  | 3.0% |", 1),  # rules alone: 109
-        ("tune7", "| 150 | 148 | 98.7% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 108
-        ("tune8", "| 150 | 146 | 97.3% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 112
-        ("tune9", "| 150 | 142 | 94.7% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
-        ("tune10", "| 150 | 136 | 90.7% |  |", "| 68 | 8 |  | 11.8% |", 1),  # rules alone: 66
-        ("tune11", "| 157 | 153 | 97.5% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 88
-        ("tune12", "| 157 | 151 | 96.2% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 79
-        ("tune13", "| 157 | 150 | 95.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 58 (blind: 57)
-        ("tune14", "| 157 | 148 | 94.3% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 61 (blind: 60)
-        ("tune15", "| 157 | 147 | 93.6% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 70
-        ("tune16", "| 157 | 149 | 94.9% |  |", "| 68 | 6 |  | 8.8% |", 1),  # rules alone: 81
-        ("tune17", "| 157 | 150 | 95.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 74
+        ("tune5", "| 142 | 141 | 99.3% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
+        ("tune6", "| 139 | 138 | 99.3% |  |", "| 67 | 2 |  | 3.0% |", 1),  # rules alone: 109
+        ("tune7", "| 150 | 148 | 98.7% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 109
+        ("tune8", "| 150 | 147 | 98.0% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 112
+        ("tune9", "| 150 | 143 | 95.3% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
+        ("tune10", "| 150 | 141 | 94.0% |  |", "| 68 | 6 |  | 8.8% |", 1),  # rules alone: 67
+        ("tune11", "| 157 | 155 | 98.7% |  |", "| 68 | 8 |  | 11.8% |", 1),  # rules alone: 88
+        ("tune12", "| 157 | 152 | 96.8% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 79
+        ("tune13", "| 157 | 151 | 96.2% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 58 (blind: 57)
+        ("tune14", "| 157 | 150 | 95.5% |  |", "| 68 | 3 |  | 4.4% |", 1),  # rules alone: 61 (blind: 60)
+        ("tune15", "| 157 | 150 | 95.5% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 70
+        ("tune16", "| 157 | 153 | 97.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 81
+        ("tune17", "| 157 | 153 | 97.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 74
+        ("tune18", "| 157 | 155 | 98.7% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 69
+        ("tune19", "| 157 | 152 | 96.8% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 77
+        ("tune20", "| 157 | 153 | 97.5% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 91
+        ("tune21", "| 157 | 156 | 99.4% |  |", "| 68 | 0 |  | 0.0% |", 1),  # rules alone: 81
+        ("tune22", "| 157 | 141 | 89.8% |  |", "| 68 | 3 |  | 4.4% |", 1),  # rules alone: 77, blind
+        ("tune23", "| 157 | 133 | 84.7% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 84, blind
     ],
 )
 def test_later_tuning_sets_after_tuning_on_them(

@@ -168,10 +168,10 @@ def _is_not_asserted(text: str, start: int, end: int, prefix: str) -> bool:
         return True
     if _is_topic(text, end, prefix):
         return True
-    joke = frames.JOKE_CONDITION.search(prefix) and frames.JOKE_TAKEN_BACK.match(text, end)
-    if joke or frames.JOKE_IF_AFTER.match(text, end):
+    if frames.is_joke(text, end, prefix):
         return True
-    return _is_history(text, start)
+    sentence = text[_span_start(text, start, lex.SENTENCE_BREAK) : _span_end(text, end, lex.SENTENCE_BREAK)]
+    return frames.ordinary_means(text[start:end], sentence) or _is_history(text, start)
 
 
 @dataclass(frozen=True)

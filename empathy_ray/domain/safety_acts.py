@@ -21,7 +21,7 @@ Every rule runs through the same negation, idiom and third-person checks as the 
 
 from __future__ import annotations
 
-from empathy_ray.domain.safety_concepts import _near
+from empathy_ray.domain.safety_concepts import ORDINARY_LEAVING, _near
 from empathy_ray.domain.safety_lexicon import ATTEMPT, FAREWELL, IDEATION, PLAN, SELF_HARM, Rule, _rule
 
 _END = r"(?=[,.!?;:。~]|$)"  # the end of a clause
@@ -51,7 +51,7 @@ _DROP = (
     r"(从[^,.!?;。]{0,10}?(楼|窗户|窗|阳台|天台|楼顶|桥)(上|口|边)?(跳|翻|下去|掉下去)"
     r"|(阳台|窗户|窗台|天台|楼顶|栏杆|桥)[^。!?]{0,8}?(翻|跳|爬)(过去|下去|出去)|跳下[^,。]{0,4}?(桥|楼|悬崖|阳台|窗|天台|楼顶))"
 )
-_ORDINARY_USE = r"(?<!一)捆|绑|晾|打包|搬家|露营|烧烤|野餐|火锅|烤肉|装修|跳绳|感冒|发烧|过敏"
+_ORDINARY_USE = r"(?<!一)捆|绑|晾|打包|搬家|露营|装修|跳绳|感冒|发烧|过敏"
 
 RULES: tuple[Rule, ...] = (
     # --- means described by the act ---------------------------------------------------------------
@@ -127,7 +127,7 @@ RULES: tuple[Rule, ...] = (
         r"(以后|今后|反正)[^,.!?;。]{0,8}?(都|也)?(用不上|用不着|不需要)了|我(走|不在|离开)了?(以后|之后)"
         r"|(密码|账号|存款|银行卡)[^。!?]{0,20}?(以后|留给|收拾)",
         context=r"托付|送人|送给|送回|留给|交给|转给|发给|写给|写在纸上|捐了",
-        unless=r"搬家|毕业|出国|留学|回国|换了新|买了新|断舍离|出差|旅行|装修",
+        unless=r"搬家|毕业|出国|留学|回国|换了新|买了新|断舍离|出差|旅行|装修|" + ORDINARY_LEAVING,
     ),
     _rule(
         "last_words",

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from empathy_ray.domain.safety_lexicon import ATTEMPT, FAREWELL, IDEATION, PLAN, SELF_HARM, Rule, _rule
 
+# Ordinary leavings beside 搬家 and 出国 in the hand-over rules' `unless` ("移民手续办完了,钥匙留给我表哥");
+# not 辞职 or 交接, which can come on the way to a plan ("交接文档写完了,周一不会去公司").
+ORDINARY_LEAVING = r"读研|移民|调到|集训|入职|养老院"
 _SAME_SENTENCE = r"[^.!?;。\n]"
 
 
@@ -196,7 +199,7 @@ RULES: tuple[Rule, ...] = (
         r"|(偷偷|开始|一直)(留|攒|藏|存)(着)?药|(囤|攒)了?(一抽屉|一柜子|一箱|一大堆|一堆|好多|很多)的?药"
         r"|(搜|查|买)[^,。]{0,4}(炭|农药|百草枯|安眠药|刀片|绳子)|多开(了)?(一点|些|点)?[^,。]{0,4}药|一(盒|瓶|板)一(盒|瓶|板)的?药"
         r"|(哪种|什么|哪个)药[^,。]{0,6}(吃多了|过量)|吃多了[^,。]{0,4}(就)?(会死|不会醒|醒不过来)",
-        unless=r"感冒|发烧|备用|下次|过期|退烧|消炎|胃药|维生素|捆(东西|纸箱|书|行李)|晾(?!衣绳)|晒|出国|出差|旅行|不够吃|烧烤|火锅|露营|取暖|种地|除草|打虫"
+        unless=r"感冒|发烧|备用|下次|过期|退烧|消炎|胃药|维生素|捆(东西|纸箱|书|行李)|晾(?!衣绳)|晒|出国|出差|旅行|不够吃|露营|取暖|种地|除草|打虫"
         r"|绑(箱子|行李|东西)|打包|搬家|惊喜|礼物",
     ),
     # --- farewell: handing over or wiping out x an absent future -----------------------------------------
@@ -205,7 +208,8 @@ RULES: tuple[Rule, ...] = (
         "high",
         (FAREWELL,),
         _near(_HANDOVER, _AFTERLESS, 24),
-        unless=r"搬家|毕业|出国|留学|回国|换了新|买了新|断舍离|出差|旅行|装修|卖了|升级|换手机|戒",
+        unless=r"搬家|毕业|出国|留学|回国|换了新|买了新|断舍离|出差|旅行|装修|卖了|升级|换手机|戒|"
+        + ORDINARY_LEAVING,
     ),
     _rule(
         "farewell_words",

@@ -100,10 +100,17 @@ CLINICAL_NOUN = re.compile(
 )
 
 # Time: a risk placed in the past by a writer who says they are well now is a history.
+# "自残停了两年多了", "戒掉自伤一千天了": a stretch of time without the act is both the past and the recovery.
+_HARM_ACT = r"(?:自残|自伤|伤害自己|割自己|划自己|割手腕|割手|划手|割腕)(?:的事|的习惯|这件事)?"
+_CLEAN_FOR = (
+    rf"(?:{_HARM_ACT}[^,.!?;。]{{0,2}}(?:停|戒)(?:了|掉)?|(?:停|戒)(?:了|掉){_HARM_ACT})"
+    r"[^,.!?;。]{0,4}?[0-9一二三四五六七八九十两几百千]+多?(?:年|个月|天|周)"
+)
 PAST = re.compile(
     r"(?:[0-9]+|[一二三四五六七八九十几两]+)年前|以前|从前|那[一两三几]?年|那阵子|那时|当年|小时候|曾经|过去|那会儿|前几年"
-    r"|有一段(?:时间|日子)"
-    r"|那段[^,.!?;:。]{0,6}(?:时候|时间|日子)|[0-9一二三四五六七八九十几两]+岁(?:的时候|时|那年|那会儿?)"
+    r"|有一段(?:时间|日子)|"
+    + _CLEAN_FOR
+    + r"|那段[^,.!?;:。]{0,6}(?:时候|时间|日子)|[0-9一二三四五六七八九十几两]+岁(?:的时候|时|那年|那会儿?)"
     r"|(?:小学|初中|高中|中学|大学|大[一二三四]|读书|上学|研究生|年轻)(?:的)?(?:时候|时|那会儿?|那几年|期间)"
     r"|(?<![a-z])(?:as a (?:teen|teenager|kid|child)|in (?:high school|college|university|my teens|my twenties)"
     r"|back then|at (?:age )?[0-9]{1,2}(?![0-9])|since (?:19|20)[0-9]{2})(?![a-z])"
@@ -117,8 +124,13 @@ RECOVERED = re.compile(
     rf"|(?:这|近)(?:几|些|两|三|四|五|十)年[^。]{{0,10}}{_WELL}|(?:状态|过得)[^,。]{{0,4}}{_WELL}"
     r"|现在[^。]{0,8}(?:结婚了|有了(?:宝宝|孩子)|当(?:了)?(?:妈妈|爸爸)|(?:在做|是|当)[^。]{0,8}志愿者)"
     r"|是怎么(?:好起来|走出来|熬过来|挺过来)的|(?:熬|挺|走)过来了|(?:后来|慢慢|渐渐|终于)[^,。]{0,4}好起来了"
-    r"|(?:很久|好久|好几年|几年)没(?:有)?(?:再)?(?:那种|这种|那样的|这样的)?(?:念头|想法|冲动)"
-    r"|(?<![a-z不])(?:doing (?:really |very |so |pretty |much )?(?:well|good|great|fine|okay|ok)"
+    r"|(?:很久|好久|好几年|几年|基本|再也|早就|很少)(?:没|不)(?:有)?(?:再)?(?:那种|这种|那样的|这样的)?(?:念头|想法|冲动)"
+    # Glad to be alive: "庆幸那天被发现了", "还好她留下来了", "谢谢当年拉我一把的人".
+    r"|(?:庆幸|幸好|还好)[^,。]{0,10}(?:被(?:救|发现|拉|劝)|留下来|活(?:下来|着)|没(?:死|走))"
+    r"|谢谢[^。]{0,12}(?:留下来|活下来|拉我一把|救了我|救回)|(?:不怕了|放下了|释怀了)"
+    r"|(?:现在|今年|如今)[^。]{0,12}(?:结婚|有了(?:自己的)?(?:小)?家|有家有|有了(?:宝宝|孩子))|"
+    + _CLEAN_FOR
+    + r"|(?<![a-z不])(?:doing (?:really |very |so |pretty |much )?(?:well|good|great|fine|okay|ok)"
     r"|clean (?:for|since)|(?:years?|months?) clean|(?:grateful|glad|happy) to ?(?:活|be here)"
     r"|(?:fully )?recovered|in a (?:good|better) place"
     r"|(?:these days|now) (?:im|i am|i feel) (?:\w+ )?(?:happy|good|great|fine|okay|ok|well)"
@@ -126,7 +138,7 @@ RECOVERED = re.compile(
     r"|(?:im|i am) (?:\w+ )?(?:okay|ok|fine|well|better|good) now)(?![a-z])"
 )
 RELAPSE = re.compile(
-    r"又|复发|回来了|没忍住|忍不住|想再|破戒|最近|还是会|现在(?:还|也)?(?:会|常|总|想)|昨晚|昨天|前几天|这几天|这周|上周|刚才|刚刚|今晚"
+    r"又|复发|(?<![救拉劝抢])回来了|下次|这一?次(?:我)?(?:一定|会|不会再|要)|再试|没忍住|忍不住|想再|破戒|最近|还是会|现在(?:还|也)?(?:会|常|总|想)|昨晚|昨天|前几天|这几天|这周|上周|刚才|刚刚|今晚"
     r"|(?<![a-z])(?:again|relaps\w*|lately|recently|last (?:night|week)|yesterday|tonight|but now)(?![a-z])"
 )
 
@@ -147,15 +159,63 @@ NEGATED_AFTER = re.compile(
     r"|[」”\"](?:只是|其实只是|就是说|意思是|指的是|[^。]{0,24}没有别的意思)"
 )
 
-# A threat conditional on an everyday setback, taken back as a joke in the next words.
+# A joke: an overstatement - a threat conditional on an everyday setback ("再挂科我就去跳河", "再让我看一集
+# 这剧我就要跳楼了"), a degree complement ("作业多到我想跳楼", "绿得我想跳楼") or "想死的心都有了" - taken
+# back as a joke within the next words ("哈哈哈", "😂", "(不是)", "开玩笑的", "还好我家住一楼"). Both are
+# needed: a laugh alone can mask a real disclosure ("哈哈 我真的不想活了"), and "不是开玩笑" keeps the match.
 JOKE_CONDITION = re.compile(
     r"(?:再|要是|如果|这次|下次)[^,.!?;:。]{0,10}(?:不过|挂|没考上|考砸|考不|输|迟到|抢不到|没中|不及格|掉分)[^,.!?;:。]{0,10}$"
+    r"|(?:再|要是|如果)(?:让|叫|要|逼)我[^,.!?;:。]{1,16}我?就(?:要|得|会)?(?:去|直接)?$"
 )
+# A degree complement ("多到", "吵得"), not a verb that ends in 到 or 得 ("感到", "觉得": "我觉得想死,哈哈"
+# is no overstatement).
+OVERSTATED = re.compile(
+    r"(?:(?<![感想看遇听做得达收找见受])到|(?<![觉记懂晓显值舍免获])得)(?:我|人)?(?:都|真的|直接)?(?:想|要)?(?:去)?$"
+)
+OVERSTATED_AFTER = re.compile(r"的心都有了|了都")
+_JOKE_MARK = (
+    r"哈哈|呵呵|嘿嘿|嘻嘻|233|😂|🤣|😆|😅|狗头|\(不是\)|开玩笑|开个玩笑|说着玩|逗你|住(?:在)?一楼"
+    r"|(?<![a-z])(?:lol|lmao|jk|haha\w*|just kidding)(?![a-z])"
+)
+# Within the rest of the sentence and the start of the next: "想跳楼了都😂", "绿得我想跳楼,还好我家住一楼".
+JOKE_LATER = re.compile(rf"[^.!?;。]*[.!?;。]?[^.!?;。]{{0,12}}?(?<!不是)(?<!不)(?:{_JOKE_MARK})")
+_NOT_JOKING = re.compile(r"不是(?:在)?开玩笑|没(?:有)?开玩笑|认真的|(?<![a-z])not (?:joking|kidding)")
 # English puts the condition after the threat: "gonna kms if this meeting runs over again lol".
 JOKE_IF_AFTER = re.compile(r" ?(?:if|when) [^.!?;。]{0,40}?(?<![a-z])(?:lol|lmao|jk|haha)(?![a-z])")
-JOKE_TAKEN_BACK = re.compile(
-    r"[^.!?;。]{0,6}?(?<!不是)(?<!不)(?:开玩笑|开个玩笑|说着玩|逗你|哈哈|(?<![a-z])(?:lol|jk|just kidding)(?![a-z]))"
+
+
+def is_joke(text: str, end: int, prefix: str) -> bool:
+    """An overstatement taken back as a joke (see above), and nothing in the message saying it is not one."""
+    if _NOT_JOKING.search(text):
+        return False
+    if JOKE_IF_AFTER.match(text, end):
+        return True
+    overstated = (
+        JOKE_CONDITION.search(prefix) or OVERSTATED.search(prefix) or OVERSTATED_AFTER.match(text, end)
+    )
+    return bool(overstated and JOKE_LATER.match(text, end))
+
+
+# Charcoal or rope with its ordinary use in the same sentence: "买了两袋木炭,晚上在楼下院子里烤串", "绳子
+# 买好了,明天去攀岩". Sentence by sentence, not the whole post: a barbecue earlier in a long post does not
+# explain pills or charcoal later in it, and "家里没有烤炉" is no barbecue. A cover story is no use:
+# "跟家里人说是烧烤用的", "老板问我是不是要烤肉,我说是".
+ORDINARY_MEANS = (
+    (
+        re.compile(r"炭"),
+        re.compile(r"烤串|撸串|肉串|涮肉|铜锅|炭炉|烧烤|烤肉|火锅|野餐|(?<!没有)(?<!没)烤炉"),
+    ),
+    (re.compile(r"绳"), re.compile(r"攀岩|登山|露营|帐篷|跳绳")),
 )
+COVER_STORY = re.compile(r"说是|说要|我说|问我|借口|假装|骗|瞒|其实|(?<![a-z])(?:told|said|pretend)")
+
+
+def ordinary_means(match: str, sentence: str) -> bool:
+    """The matched means is charcoal or rope and its ordinary use is named in the same sentence."""
+    if COVER_STORY.search(sentence):
+        return False
+    return any(means.search(match) and use.search(sentence) for means, use in ORDINARY_MEANS)
+
 
 # Mourning: someone in the writer's life died by suicide, and the writer grieves ("今天是他生日，我点了两碗面",
 # "到现在还会梦到他", "下周是他的追悼会"). The death is not a risk the writer can still act on; the

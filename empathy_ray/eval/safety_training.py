@@ -20,9 +20,10 @@ tuned on most of these files, so their own figures there are optimistic; the cla
 with the threshold chosen from every file's held-out scores: the shipped one (`Task.threshold`).
 
 Threshold rule: the lowest probability (0.30-0.99 in steps of 0.01) at which the classifier adds false
-alarms (benign rows the rules leave alone that it flags) to at most 1 % of the benign rows, each scored by
-the model that never saw its file, and to none of the shipped sample posts that are not crisis posts
-(ordinary distress, never trained on; scored by the model trained on every file).
+alarms (benign rows the rules leave alone that it flags) to at most the task's budget (1 % for messages,
+2 % for replies: see Task) of the benign rows, each scored by the model that never saw its file, and to
+none of the task's quiet texts (ordinary sample posts; the preference pairs' preferred replies), which
+are never trained on and are scored by the model trained on every file.
 """
 
 from __future__ import annotations
@@ -48,21 +49,26 @@ _SET_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "safety"
 DEFAULT_TRAIN = tuple(
     _SET_DIR / f
     for f in (
-        *(f"tune{n}.jsonl" for n in ("", *range(2, 18))),
+        *(f"tune{n}.jsonl" for n in ("", *range(2, 22))),
         *(f"classifier_extra{n}.jsonl" for n in ("", *range(2, 17))),
     )
 )
 FROZEN = ("test.jsonl", "answers_test.jsonl")
 SAMPLES = "sample posts"
-DEFAULT_ANSWERS = tuple(_SET_DIR / f"answers_tune{n}.jsonl" for n in ("", *range(2, 7)))
+DEFAULT_ANSWERS = tuple(_SET_DIR / f"answers_tune{n}.jsonl" for n in ("", *range(2, 9)))
 
 
 @dataclass(frozen=True)
 class Task:
     """What a model learns to flag: users' messages (the crisis classifier, safety_model.json) or model
     replies (the learned output check, safety_output_model.json). Each has its own rows, normalisation,
-    rules to stand beside and quiet texts that must not be raised: the ordinary sample posts for messages,
-    the sample preference pairs' replies (preferred and rejected: none of them harmful) for answers."""
+    rules to stand beside, quiet texts that must not be raised (the ordinary sample posts for messages; the
+    sample preference pairs' preferred replies for answers), texts that count in the false-alarm budget
+    like the files' benign rows (the pairs' rejected replies: dismissive, never harmful; blocking one costs
+    a reply the training moves away from) and the budget itself: 1 % of benign rows for messages, where a
+    false alarm puts a crisis message before the answer; 2 % for replies, where a false block swaps one
+    reply for a short supportive one and a miss can pass on a method (measured in
+    tests/data/safety/README.md)."""
 
     kind: str
     defaults: tuple[Path, ...]
@@ -71,24 +77,29 @@ class Task:
     normalise: Callable[[str], str]
     rules: Callable[[str], bool]
     quiet: Callable[[], list[tuple[str, str]]]
+    tolerated: Callable[[], list[tuple[str, str]]]
+    budget: float
 
 
 def _quiet_posts() -> list[tuple[str, str]]:
     return [(post.id, post.text) for post in load_sample_posts() if not post.crisis]
 
 
-def _quiet_replies() -> list[tuple[str, str]]:
-    pairs = load_sample_pairs()
-    return [(f"{p.id}/{side}", text) for p in pairs for side, text in (("c", p.chosen), ("r", p.rejected))]
+def _preferred_replies() -> list[tuple[str, str]]:
+    return [(f"{p.id}/c", p.chosen) for p in load_sample_pairs()]
+
+
+def _rejected_replies() -> list[tuple[str, str]]:
+    return [(f"{p.id}/r", p.rejected) for p in load_sample_pairs()]
 
 
 MESSAGES = Task(
-    "message", DEFAULT_TRAIN, classifier.MODEL_PATH, 0.83, canonical_text,
-    lambda t: assess(t, learned=False).is_risky, _quiet_posts,
+    "message", DEFAULT_TRAIN, classifier.MODEL_PATH, 0.82, canonical_text,
+    lambda t: assess(t, learned=False).is_risky, _quiet_posts, list, 0.01,
 )  # fmt: skip
 ANSWERS = Task(
-    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.87, normalise_answer,
-    lambda t: check_output(t, learned=False).blocked, _quiet_replies,
+    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.76, normalise_answer,
+    lambda t: check_output(t, learned=False).blocked, _preferred_replies, _rejected_replies, 0.02,
 )  # fmt: skip
 
 
@@ -99,10 +110,11 @@ class Settings:
     concept tokens and a light L2 caught more held-out rows at the same false-alarm budget than 1-5-grams,
     stronger L2 (0.01-0.1, which ranks rows well but flattens the probabilities of new phrasings),
     sentence-by-sentence maxima or extra weight on the rows the rules miss; on the 33 files of 2026-12-01
-    L2 0.0005 did no better at the same false-alarm budget. `threshold` is the one `--cross-validate`
-    reports for the shipped files (0.83 for messages, 0.87 for replies), checked against the unit tests'
-    look-alikes ("I would never hurt myself", "我覺得好累，沒有人懂": at most 0.77; "坐在阳台边上喝茶" scores
-    0.85, a known false alarm in tests/safety_phrases.py); rerun both after changing the data or the rules."""
+    L2 0.0005 did no better at the same false-alarm budget, and on 35 a second, lower threshold for texts
+    with a crisis concept added under one point. `threshold` is the one `--cross-validate` reports for the
+    shipped files (0.82 for messages, 0.76 for replies), checked against the unit tests' look-alikes ("I
+    would never hurt myself" 0.57, "我覺得好累，沒有人懂" 0.819; "坐在阳台边上喝茶" scores 0.85, a known false
+    alarm in tests/safety_phrases.py); rerun both after changing the data or the rules."""
 
     max_order: int = 4
     buckets: int = 1 << 16
@@ -110,7 +122,7 @@ class Settings:
     learning_rate: float = 2.0  # divided by (1 + epoch): big early steps, settled late ones
     l2: float = 0.001  # shrinks the weights an example touches: fewer, broader cues, calmer probabilities
     seed: int = 13
-    threshold: float = 0.83  # the message classifier's; a Task carries its own
+    threshold: float = 0.82  # the message classifier's; a Task carries its own
     kind: str = "message"  # the Task's kind, so the features match the model's
     scale: int = 1000  # weights are stored as round(weight * scale)
     max_added_false_alarms: float = 0.01
@@ -265,24 +277,36 @@ def held_out_scores(parts: Sequence[Part], settings: Settings) -> dict[str, list
     }
 
 
-def _threshold(held: dict[str, list[Scored]], posts: Sequence[Scored], s: Settings, skip: str = "") -> float:
-    """The threshold rule over the held-out scores of every file but `skip`, and the sample posts."""
+def _threshold(
+    held: dict[str, list[Scored]],
+    posts: Sequence[Scored],
+    s: Settings,
+    skip: str = "",
+    loose: Sequence[Scored] = (),
+) -> float:
+    """The threshold rule over the held-out scores of every file but `skip`, the sample posts (quiet) and
+    the tolerated texts (`loose`, in the budget)."""
     pooled = [case for name, scored in held.items() if name != skip for case in scored]
-    return pick_threshold([*pooled, *posts], s, quiet=posts)
+    return pick_threshold([*pooled, *loose, *posts], s, quiet=posts)
 
 
-def cross_validate(parts: Sequence[Part], samples: Part, settings: Settings) -> tuple[list[str], float]:
+def cross_validate(
+    parts: Sequence[Part], samples: Part, settings: Settings, tolerated: Part | None = None
+) -> tuple[list[str], float]:
     """Leave-one-file-out table lines and the threshold for a model trained on every part. A file's line
-    uses the threshold chosen from the other files' held-out scores, never its own."""
+    uses the threshold chosen from the other files' held-out scores, never its own. `samples` must stay
+    quiet; `tolerated` texts count in the budget. Both are scored by the full model (never trained on)."""
     lines = [
         "| held-out file | risky | benign | threshold | rules recall / FA | classifier alone recall / FA "
         "| rules+classifier recall / FA |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     held = held_out_scores(parts, settings)
-    posts = _score(_fit([d for p in parts for d in p.data()], settings), samples)
+    full = _fit([d for p in parts for d in p.data()], settings)
+    posts = _score(full, samples)
+    loose = _score(full, tolerated) if tolerated else []
     for part in parts:
-        threshold = _threshold(held, posts, settings, skip=part.name)
+        threshold = _threshold(held, posts, settings, skip=part.name, loose=loose)
         scored = held[part.name]
         cells = [_rates(scored, threshold, r, c) for r, c in ((True, False), (False, True), (True, True))]
         lines.append(
@@ -290,7 +314,7 @@ def cross_validate(parts: Sequence[Part], samples: Part, settings: Settings) -> 
             + " | ".join(cells)
             + " |"
         )
-    return lines, _threshold(held, posts, settings)
+    return lines, _threshold(held, posts, settings, loose=loose)
 
 
 def _rates(scored: Sequence[Scored], threshold: float, rules: bool, learned: bool) -> str:
@@ -326,7 +350,9 @@ def train_main(args: argparse.Namespace) -> int:
     task = ANSWERS if args.answers else MESSAGES
     paths = [Path(f) for f in args.files] or list(task.defaults)
     settings = Settings(
-        threshold=task.threshold if args.threshold is None else args.threshold, kind=task.kind
+        threshold=task.threshold if args.threshold is None else args.threshold,
+        kind=task.kind,
+        max_added_false_alarms=task.budget,
     )
     try:
         if not 0.0 < settings.threshold < 1.0:
@@ -352,8 +378,11 @@ def train_main(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(text.encode('utf-8'))} bytes, sha256 {digest}) from {len(examples)} examples")
     if args.cross_validate:
         parts = [prepare(path.name, cases, settings, task) for path, cases in named]
-        quiet = [Case(ident, (text,), False) for ident, text in task.quiet()]
-        lines, threshold = cross_validate(parts, prepare(SAMPLES, quiet, settings, task), settings)
+        quiet, tolerated = (
+            prepare(name, [Case(i, (t,), False) for i, t in texts()], settings, task)
+            for name, texts in ((SAMPLES, task.quiet), ("tolerated", task.tolerated))
+        )
+        lines, threshold = cross_validate(parts, quiet, settings, tolerated)
         print(
             "\nleave-one-file-out validation (threshold chosen without the held-out file; FA = false alarms):"
         )
