@@ -154,12 +154,11 @@ def test_every_crisis_phrasing_takes_the_safety_path_and_no_other_does(client) -
             assert safety["path"] == "crisis" and resp.usage.completion_tokens == 0
     negatives = _ask_all(client, NEGATIVE)
     safety = {text: resp.model_extra["safety"] for text, resp in zip(NEGATIVE, negatives, strict=True)}
-    assert {(s["risk_level"], s["categories"] == []) for s in safety.values()} == {("none", True)}, safety
+    assert all(s["risk_level"] == "none" and not s["categories"] for s in safety.values()), safety
     # No crisis path for any of them. The output check may still replace what the random tiny model wrote:
     # its learned layer (threshold 0.76) blocks about 0.7 % of 8-token random strings (8 of 1,140 sampled
     # on 2026-12-02), which then get the short safe reply, never the crisis one.
-    paths = {s["path"] for s in safety.values()}
-    assert paths <= {"model", "safe_reply"}, safety
+    assert {s["path"] for s in safety.values()} <= {"model", "safe_reply"}, safety
     assert all(s["output_blocked"] == [0] for s in safety.values() if s["path"] == "safe_reply"), safety
     replaced = sum(s["path"] == "safe_reply" for s in safety.values())
     print(

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from empathy_ray.domain.safety_lexicon import ATTEMPT, FAREWELL, IDEATION, PLAN, SELF_HARM, Rule, _rule
 
-# Ordinary leavings beside 搬家 and 出国 in the hand-over rules' `unless` ("移民手续办完了,钥匙留给我表哥");
-# not 辞职 or 交接, which can come on the way to a plan ("交接文档写完了,周一不会去公司").
-ORDINARY_LEAVING = r"读研|移民|调到|集训|入职|养老院"
+# The hand-over rules' shared `unless`; not 辞职 or 交接, which can lead to a plan ("交接文档写完了,周一…").
+ORDINARY_LEAVING = (
+    r"搬家|毕业|出国|留学|回国|读研|移民|调到|集训|入职|养老院|换了新|买了新|断舍离|出差|旅行|装修"
+)
 _SAME_SENTENCE = r"[^.!?;。\n]"
 
 
@@ -208,8 +209,7 @@ RULES: tuple[Rule, ...] = (
         "high",
         (FAREWELL,),
         _near(_HANDOVER, _AFTERLESS, 24),
-        unless=r"搬家|毕业|出国|留学|回国|换了新|买了新|断舍离|出差|旅行|装修|卖了|升级|换手机|戒|"
-        + ORDINARY_LEAVING,
+        unless=ORDINARY_LEAVING + r"|卖了|升级|换手机|戒",
     ),
     _rule(
         "farewell_words",
