@@ -107,6 +107,9 @@ LONG_GAME = (
 )
 
 NEGATIVE = [
+    # The classifier's nearest miss: 0.81 with round j's model at 0.82 (0.85 in round i, a "low" check-in
+    # then): a balcony is a place in many risky training rows, and tea barely outweighs it.
+    "坐在阳台边上喝茶",
     "笑死我了",
     "今天加班累死了",
     "饿死了，外卖怎么还没到",
@@ -164,14 +167,6 @@ NEGATIVE = [
     LONG_NEGATED,
     LONG_NEWS,
     LONG_GAME,
-]
-
-# Known false alarms of the learned second opinion (domain/safety_classifier.py): the rules leave them
-# alone and the classifier of 2026-12-02 (37 training files, threshold 0.82) raises them to "low", a
-# check-in. Kept here as a measured cost, not hidden: when a retrained model stops raising one, it goes back
-# to NEGATIVE (tests/test_safety_classifier.py fails until it does).
-KNOWN_FALSE_ALARMS = [
-    "坐在阳台边上喝茶",  # 0.85: a balcony is a place in many risky training rows; tea does not outweigh it
 ]
 
 # Frames (safety_frames.py): the same words as a professional's topic, a chore's hyperbole, a history, a

@@ -182,6 +182,8 @@ def test_opencc_converts_the_whole_text_and_evidence_keeps_the_users_characters(
     [
         ("wo zhen de xiang si", "low"),  # all pinyin
         ("我想z-i-s-h-a", "low"),  # letters with joiners
+        ("我想 自 · 杀", "low"),  # a joiner between spaces
+        ("我想自**杀", "low"),  # joiners in a row
         # initials alone: no rule trusts them; the classifier, trained on slang rows, does
         ("好想zs了", "low"),
         ("我在学yishu", "none"),  # yishu is also 艺术 "art": the all-Latin spelling is not trusted
@@ -360,6 +362,16 @@ def test_signal_families(text: str, level: str) -> None:
         # ...but not a cover story, nor a barbecue in another sentence of the post.
         ("买了两袋炭，跟室友说是烧烤用的，其实不是", True),
         ("上周公司团建烧烤，大家都挺开心。我今天自己又去买了两袋炭，放在床底下了", True),
+        # A cut with its everyday cause, old medicines handed in; a cut hidden from others still fires.
+        ("切菜的时候走神了，食指划了道口子，贴了个创可贴", False),
+        ("药箱里翻出好多过期药，小区门口有药品回收箱吗", False),
+        ("胳膊上的口子又多了几道，天热了也只敢穿长袖，怕被同事看到", True),
+        ("切菜的时候我故意划了一道口子，看着血流出来才舒服", True),
+        # Words said in anger taken back, or a risk raised as a topic and denied; asking keeps it open.
+        ("昨晚吵架时我吼了一句'不想活了'，纯属气话，今天已经和好了", False),
+        ("要说想死，那倒没有，就是对什么都提不起劲", False),
+        ("我说不想活了是气话吗？我自己也分不清", True),
+        ("别担心我会想不开，我就是发发牢骚", False),
     ],
 )
 def test_jokes_histories_and_ordinary_means(text: str, risky: bool) -> None:

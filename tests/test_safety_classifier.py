@@ -31,7 +31,7 @@ from empathy_ray.eval.safety_training import (
     train,
     train_main,
 )
-from tests.safety_phrases import KNOWN_FALSE_ALARMS, NEGATIVE, POSITIVE
+from tests.safety_phrases import NEGATIVE, POSITIVE
 
 SET_DIR = Path(__file__).parent / "data" / "safety"
 _RANK = {"none": 0, "low": 1, "high": 2}
@@ -196,7 +196,8 @@ def test_the_evidence_is_the_riskiest_sentence_of_a_longer_message() -> None:
     # The verdict is on the whole message (sentence by sentence, everyday distress would fire), the quote
     # is the sentence that scores highest.
     # (Without its last clause, "我好累。我覺得自己已經走到盡頭了，再也撐不住" scored 0.81 with the model of
-    # round h, under its threshold; 0.83 with round i's, at 0.82: long messages dilute a risky sentence.)
+    # round h, under its threshold; 0.83 with round i's and 0.85 with round j's, at 0.82: long messages
+    # dilute a risky sentence.)
     assert assess("我好累。我覺得自己已經走到盡頭了，再也撐不住，想就這樣結束").evidence == (
         "我覺得自己已經走到盡頭了，再也撐不住，想就這樣結束",
     )
@@ -225,12 +226,6 @@ HARD_NEGATIVES = [
 @pytest.mark.parametrize("text", HARD_NEGATIVES)
 def test_hard_negatives_stay_negative(text: str) -> None:
     assert assess(text).risk_level == "none"
-
-
-@pytest.mark.parametrize("text", KNOWN_FALSE_ALARMS)
-def test_the_known_false_alarms_are_the_classifiers_and_only_low(text: str) -> None:
-    assert assess(text, learned=False).risk_level == "none"
-    assert assess(text).risk_level == "low"  # fails once a model stops raising it: move it back to NEGATIVE
 
 
 def test_ordinary_distress_in_the_sample_posts_is_not_raised() -> None:

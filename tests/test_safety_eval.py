@@ -128,7 +128,7 @@ def test_safety_eval_reports_both_parts_by_default(capsys: pytest.CaptureFixture
     assert "tune.jsonl (207 items)" in out and "test.jsonl (155 items)" in out
     assert "tune2.jsonl (604 items)" in out
     assert "| **overall** | positive | 126 | 126 | 100.0% |  |" in out  # the tuning parts
-    assert "| **overall** | positive | 405 | 398 | 98.3% |  |" in out  # rules alone: 389, 96.0 %
+    assert "| **overall** | positive | 405 | 396 | 97.8% |  |" in out  # rules alone: 389, 96.0 %
     assert "| **overall** | negative | 81 | 0 |  | 0.0% |" in out
 
 
@@ -156,34 +156,40 @@ def test_later_tuning_sets_are_tuning_data_apart_from_the_frozen_part() -> None:
 # the guard before that round, 70.1 % / 8.8 % after it. tune16 and tune17, written blind in round h, scored
 # 80.3 % / 8.8 % and 79.0 % / 7.4 % first; tune18 and tune19 (round i) 86.0 % / 5.9 % and 84.1 % / 4.4 %
 # with the guard of round h, tune20 and tune21 87.3 % / 2.9 % and 82.8 % / 0.0 % (85.4 % / 1.5 % and 82.2 % /
-# 0.0 % with round i's rules and the model on 35 files). The classifier trains on all of them, so every
-# figure below is fitted (the held-out ones are in tests/data/safety/README.md) except tune22 and tune23:
-# written blind during round i and not trained on, they scored 87.3 % / 5.9 % and 79.6 % / 8.8 % with round
-# h's guard, and the figures below with round i's.
+# 0.0 % with round i's rules and the model on 35 files), tune22 and tune23 87.3 % / 5.9 % and 79.6 % / 8.8 %
+# with round h's guard and 89.8 % / 4.4 % and 84.7 % / 7.4 % with round i's; in round j tune24 and tune25
+# 84.1 % / 8.8 % and 81.5 % / 4.4 % with round i's guard. The classifier trains on all of them, so every
+# figure below is fitted (the held-out ones are in tests/data/safety/README.md) except tune26 and tune27:
+# written blind during round j and not trained on, they scored the figures below with round i's guard and
+# again with round j's (the same totals; three risky rows found, three lost).
 @pytest.mark.parametrize(
     ("name", "positives", "negatives", "code"),
     [
         ("tune3", "| 166 | 166 | 100.0% |  |", "| 95 | 0 |  | 0.0% |", 0),  # rules alone: 166
         ("tune4", "| 64 | 64 | 100.0% |  |", "| 36 | 0 |  | 0.0% |", 0),  # rules alone: 63
-        ("tune5", "| 142 | 141 | 99.3% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
+        ("tune5", "| 142 | 140 | 98.6% |  |", "| 76 | 1 |  | 1.3% |", 1),  # rules alone: 120
         ("tune6", "| 139 | 138 | 99.3% |  |", "| 67 | 2 |  | 3.0% |", 1),  # rules alone: 109
-        ("tune7", "| 150 | 148 | 98.7% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 109
-        ("tune8", "| 150 | 147 | 98.0% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 112
-        ("tune9", "| 150 | 143 | 95.3% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
-        ("tune10", "| 150 | 141 | 94.0% |  |", "| 68 | 6 |  | 8.8% |", 1),  # rules alone: 67
-        ("tune11", "| 157 | 155 | 98.7% |  |", "| 68 | 8 |  | 11.8% |", 1),  # rules alone: 88
+        ("tune7", "| 150 | 147 | 98.0% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 109
+        ("tune8", "| 150 | 145 | 96.7% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 112
+        ("tune9", "| 150 | 141 | 94.0% |  |", "| 68 | 9 |  | 13.2% |", 1),  # rules alone: 87
+        ("tune10", "| 150 | 137 | 91.3% |  |", "| 68 | 6 |  | 8.8% |", 1),  # rules alone: 67
+        ("tune11", "| 157 | 151 | 96.2% |  |", "| 68 | 7 |  | 10.3% |", 1),  # rules alone: 88
         ("tune12", "| 157 | 152 | 96.8% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 79
-        ("tune13", "| 157 | 151 | 96.2% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 58 (blind: 57)
-        ("tune14", "| 157 | 150 | 95.5% |  |", "| 68 | 3 |  | 4.4% |", 1),  # rules alone: 61 (blind: 60)
+        ("tune13", "| 157 | 148 | 94.3% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 58 (blind: 57)
+        ("tune14", "| 157 | 149 | 94.9% |  |", "| 68 | 3 |  | 4.4% |", 1),  # rules alone: 61 (blind: 60)
         ("tune15", "| 157 | 150 | 95.5% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 70
-        ("tune16", "| 157 | 153 | 97.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 81
-        ("tune17", "| 157 | 153 | 97.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 74
-        ("tune18", "| 157 | 155 | 98.7% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 69
-        ("tune19", "| 157 | 152 | 96.8% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 77
-        ("tune20", "| 157 | 153 | 97.5% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 91
-        ("tune21", "| 157 | 156 | 99.4% |  |", "| 68 | 0 |  | 0.0% |", 1),  # rules alone: 81
-        ("tune22", "| 157 | 141 | 89.8% |  |", "| 68 | 3 |  | 4.4% |", 1),  # rules alone: 77, blind
-        ("tune23", "| 157 | 133 | 84.7% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 84, blind
+        ("tune16", "| 157 | 153 | 97.5% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 82
+        ("tune17", "| 157 | 149 | 94.9% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 74
+        ("tune18", "| 157 | 156 | 99.4% |  |", "| 68 | 4 |  | 5.9% |", 1),  # rules alone: 70
+        ("tune19", "| 157 | 149 | 94.9% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 77
+        ("tune20", "| 157 | 152 | 96.8% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 91
+        ("tune21", "| 157 | 152 | 96.8% |  |", "| 68 | 0 |  | 0.0% |", 1),  # rules alone: 81
+        ("tune22", "| 157 | 156 | 99.4% |  |", "| 68 | 0 |  | 0.0% |", 1),  # rules alone: 81
+        ("tune23", "| 157 | 152 | 96.8% |  |", "| 68 | 3 |  | 4.4% |", 1),  # rules alone: 84
+        ("tune24", "| 157 | 148 | 94.3% |  |", "| 68 | 1 |  | 1.5% |", 1),  # rules alone: 73
+        ("tune25", "| 157 | 149 | 94.9% |  |", "| 68 | 2 |  | 2.9% |", 1),  # rules alone: 71
+        ("tune26", "| 155 | 114 | 73.5% |  |", "| 68 | 7 |  | 10.3% |", 1),  # rules alone: 48, blind
+        ("tune27", "| 155 | 110 | 71.0% |  |", "| 68 | 5 |  | 7.4% |", 1),  # rules alone: 67, blind
     ],
 )
 def test_later_tuning_sets_after_tuning_on_them(

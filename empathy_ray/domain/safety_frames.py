@@ -82,7 +82,8 @@ CLINICAL_VERB = re.compile(
 # ("防自杀培训", "关于自残的科普文章"), or a word quoted ("“想死”这两个字"). "我脑子里全是…的镜头" keeps the
 # match: the writer owns the scene (safety.py checks FIRST_PERSON right before it).
 TOPIC_NOUN = re.compile(
-    r"(?:的)?(?:情节|镜头|桥段|剧情|戏份|科普|文章|讲座|培训|课程|宣传|预警信号)"
+    r"(?:的)?(?:情节|镜头|桥段|剧情|戏份|科普|文章|讲座|培训|课程|宣传|预警信号|适应(?:症|证)|禁忌(?:症|证))|的消息"
+    r"|(?:风险)?(?:评估)?量表"
     r"|[\"'”’」』](?:这|那)(?:两|三|四|几)?(?:个)?(?:字|词|句话|种话|说法)"
     r"| ?(?:scenes?|storylines?|plot|subplot|themes?|awareness|training|workshop|lecture)(?![a-z])"
 )
@@ -153,10 +154,14 @@ NEGATED_AFTER = re.compile(
     r"(?:都|也)?(?:想都)?(?:没有|没|不|从没|从未|从来没有|从来没)"
     r"(?:有|想|会|做|干|打算|考虑|动)?(?:过|的|了|啊|呢|吧|做|想)*(?=[,.!?;。~]|$)"
     r"|(?:吗|嘛)?[?](?:不存在的|怎么可能|没有的事|不会的|才不会|想多了|不至于)"
+    # "要说不想活了，那绝对没有": the risk raised as a topic, then denied.
+    r"|(?:了|的)?,那(?:倒|可|真|绝对|肯定|确实)?(?:是)?(?:没有|不会|谈不上)(?:的|过)?(?=[,.!?;。~]|$)"
     # Others' worry denied in the next clause ("爸妈总觉得我会想不开，我真的没有") ...
     r"|,我(?:真的|根本|完全|其实|并)?(?:没有|没|不会)(?:的|啊|呢|吧|啦)*(?=[,.!?;。~]|$)"
     # ... or a quoted word explained away ("我说「想消失」只是想一个人待几天，没有别的意思").
     r"|[」”\"](?:只是|其实只是|就是说|意思是|指的是|[^。]{0,24}没有别的意思)"
+    # ... or words said in anger taken back ("我刚才说'不想活了'纯属气话").
+    r"|(?:了|啦)?[」”\"'’]?,?(?:纯属|只是|就是|都是|是)(?:一时的)?(?:气话|随口(?:一)?说|说说而已)(?![吗嘛?])"
 )
 
 # A joke: an overstatement - a threat conditional on an everyday setback ("再挂科我就去跳河", "再让我看一集
@@ -165,7 +170,7 @@ NEGATED_AFTER = re.compile(
 # needed: a laugh alone can mask a real disclosure ("哈哈 我真的不想活了"), and "不是开玩笑" keeps the match.
 JOKE_CONDITION = re.compile(
     r"(?:再|要是|如果|这次|下次)[^,.!?;:。]{0,10}(?:不过|挂|没考上|考砸|考不|输|迟到|抢不到|没中|不及格|掉分)[^,.!?;:。]{0,10}$"
-    r"|(?:再|要是|如果)(?:让|叫|要|逼)我[^,.!?;:。]{1,16}我?就(?:要|得|会)?(?:去|直接)?$"
+    r"|(?:再|要是|如果)(?:让|叫|要|逼)我[^,.!?;:。]{1,16}?我?就?(?:要|得|会)?(?:去|直接)?$"
 )
 # A degree complement ("多到", "吵得"), not a verb that ends in 到 or 得 ("感到", "觉得": "我觉得想死,哈哈"
 # is no overstatement).
@@ -196,22 +201,28 @@ def is_joke(text: str, end: int, prefix: str) -> bool:
     return bool(overstated and JOKE_LATER.match(text, end))
 
 
-# Charcoal or rope with its ordinary use in the same sentence: "买了两袋木炭,晚上在楼下院子里烤串", "绳子
-# 买好了,明天去攀岩". Sentence by sentence, not the whole post: a barbecue earlier in a long post does not
-# explain pills or charcoal later in it, and "家里没有烤炉" is no barbecue. A cover story is no use:
-# "跟家里人说是烧烤用的", "老板问我是不是要烤肉,我说是".
+# A means with its ordinary use in the same sentence: "买了两袋木炭,晚上在楼下院子里烤串", "绳子买好了,
+# 明天去攀岩", a cut from shaving, old medicines for a return box. Sentence by sentence, not the whole post:
+# a barbecue earlier in a long post does not explain pills or charcoal later in it, and "家里没有烤炉" is no
+# barbecue. A cover story or a deliberate act is no use: "跟家里人说是烧烤用的", "老板问我是不是要烤肉,我说是",
+# "切菜的时候故意划了一道".
 ORDINARY_MEANS = (
     (
         re.compile(r"炭"),
         re.compile(r"烤串|撸串|肉串|涮肉|铜锅|炭炉|烧烤|烤肉|火锅|野餐|(?<!没有)(?<!没)烤炉"),
     ),
     (re.compile(r"绳"), re.compile(r"攀岩|登山|露营|帐篷|跳绳")),
+    (
+        re.compile(r"伤口|口子|刀口|划痕"),
+        re.compile(r"刮胡子|剃须|切菜|切肉|切到手|拆快递|削(?:皮|水果|苹果)|摔(?:了|倒)"),
+    ),
+    (re.compile(r"药"), re.compile(r"过期药|药品回收|回收点|回收箱")),  # old medicines handed in
 )
-COVER_STORY = re.compile(r"说是|说要|我说|问我|借口|假装|骗|瞒|其实|(?<![a-z])(?:told|said|pretend)")
+COVER_STORY = re.compile(r"说是|说要|我说|问我|借口|假装|骗|瞒|其实|故意|(?<![a-z])(?:told|said|pretend)")
 
 
 def ordinary_means(match: str, sentence: str) -> bool:
-    """The matched means is charcoal or rope and its ordinary use is named in the same sentence."""
+    """The matched means has its ordinary use named in the same sentence (see ORDINARY_MEANS)."""
     if COVER_STORY.search(sentence):
         return False
     return any(means.search(match) and use.search(sentence) for means, use in ORDINARY_MEANS)

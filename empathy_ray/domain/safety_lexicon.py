@@ -66,7 +66,7 @@ IDIOMS = re.compile(
     "|".join(
         (
             r"死机|死磕|死党|死心塌地|死心|死了这条心|死记硬背|要死要活|死定了|死缠烂打|死皮赖脸",
-            r"死马当活马医|死脑筋|死胡同|死板|死守|死撑|死扛|死对头|死要面子",
+            r"死马当活马医|死脑筋|死胡同|死板|死守|死撑|死扛|死对头|死要面子|(在)?一棵树上吊死",
             r"想死(你|您|他|她|它|ta|宝宝|宝贝)|想死我(了|啦)",  # "想死你了" = "missed you so much"
             r"(热|冷|饿|困|笑|痒|饱|撑|馋|开心|高兴|尴尬|无聊|多|忙|吵|挤)(得|的|到)(我)?(想|要)死",  # "热得想死"
             # An everyday chore as the cause, often repeated: "改ppt改到想死", "meeting开到我想死".
@@ -100,7 +100,7 @@ _NEG_FILLERS = (
     r"| ?(?<![a-z])(?:do|anything|something|to)(?![a-z]) ?)*"  # "i would never do anything to hurt myself"
 )
 NEGATION_TAIL = re.compile(
-    r"(?:谁说(?:我)?|哪有|并不是|不是|不会|不再|没有|从没有|从没|从来没有|从来没|从来不|从未|并没有|并没|并不|并未|绝不|决不|才不|没|不)"
+    r"(?:谁说(?:我)?|哪有|(?:别|不用|不要|用不着)(?:担心|怕)(?:我)?|并不是|不是|不会|不再|没有|从没有|从没|从来没有|从来没|从来不|从未|并没有|并没|并不|并未|绝不|决不|才不|没|不)"
     + _NEG_FILLERS
     + r"$"
 )
@@ -146,7 +146,7 @@ LISTENER_TAIL = re.compile(r"(?:告诉|跟|和|对|给|向|让|替|帮|陪|为|�
 # A media or fiction frame earlier in the clause ("新闻里…", "电视剧里女主…") makes the match a report
 # unless the writer re-enters the clause with "我" after the frame.
 MEDIA_FRAME = re.compile(
-    r"新闻|报道|热搜|电视剧|电影|小说|剧情|剧里|剧中|游戏里|这个游戏|通关|关卡|药理|毒理|动漫|漫画|视频里|歌词|作文|论文|历史|课上|讲到|课文|故事|传说"
+    r"新闻|报道|热搜|电视剧|电影|小说|剧情|剧里|剧中|追剧|(?:这|那)一?集|(?:上|下)一集|游戏里|这个游戏|通关|关卡|药理|毒理|动漫|漫画|视频里|歌词|作文|论文|历史|课上|讲到|课文|故事|传说"
     r"|纪录片|剧本杀|直播间|直播里|综艺|节目|这首歌|歌里|唱的是|诗歌|》(里|中)"
 )
 # A stranger, character or public figure anywhere earlier in the clause, with no "我" after it, is the
@@ -182,7 +182,7 @@ _CUT = r"((?<![规计策区谋筹比笔])划|(?<![切分收交])割|(?<![时深�
 
 RULES: tuple[Rule, ...] = (
     # --- suicidal ideation: the thought, passive or active, without a step towards acting ----------
-    _rule("suicide_word", "low", (IDEATION,), r"(想要|想|要)?(自杀|轻生|寻死|自尽|自我了断|紫砂|自鲨)"),
+    _rule("suicide_word", "low", (IDEATION,), r"(想要|想|要)?(自杀|轻生|寻死|自尽|自(我|己)了断|紫砂|自鲨)"),
     # Not 回想/思想/梦想…, and not "想死去的外婆" (missing someone who died).
     _rule("want_to_die", "low", (IDEATION,), r"(?<![回思梦理感联猜])想(要|过)?(去)?死(掉)?(?!去的)"),
     _rule(
@@ -191,6 +191,7 @@ RULES: tuple[Rule, ...] = (
         (IDEATION,),
         r"(不如|还是|干脆|只能|只想|只好|恨不得)(去)?死|(我|就|该|要|会|得)去死|去死(算了|好了)|一死了之|死掉(就|算了|好了)"
         r"|死了(就|才|反而)?(算了|好了|解脱|干净|轻松|一了百了)|死了(是不是|会不会)?就(不会|不用|不再)"
+        r"|只有(一)?死(了)?(才|能)(能)?(解脱|逃|离开|结束|摆脱|不|得|换|让|停|安|休息|自由)"
         r"|(要是|如果|希望|真希望)[^,.!?;:。]{0,10}?死(了|掉)?(就好了|该多好|多好)",
     ),
     _rule(

@@ -56,6 +56,14 @@ def _is_word(char: str) -> bool:
     return char.isalnum() or "\u4e00" <= char <= "\u9fff"
 
 
+def _next_word_char(pairs: list[tuple[str, Span]], start: int) -> str:
+    """The next character after any run of spaces and joiners: "自 · 杀" and "自**杀" are joined too."""
+    for char, _ in pairs[start:]:
+        if not (char.isspace() or char in _JOINERS or unicodedata.category(char) == "Cf"):
+            return char
+    return ""
+
+
 def _to_simplified(chars: list[str]) -> list[str]:
     """OpenCC over the whole text (phrases convert correctly); per character if a phrase changed length."""
     converted = _T2S.convert("".join(chars))
@@ -83,7 +91,7 @@ def _base(raw: str) -> list[tuple[str, Span]]:
         prev = kept[-1][0] if kept else ""
         if char in _LEET and prev.isascii() and prev.isalpha() and nxt.isascii() and nxt.isalpha():
             char = _LEET[char]
-        inside = _is_word(prev) and _is_word(nxt)
+        inside = _is_word(prev) and _is_word(_next_word_char(pairs, k + 1))
         if inside and (char in _JOINERS or (char == "." and _LATIN.match(prev) and _LATIN.match(nxt))):
             continue
         kept.append((char, i))

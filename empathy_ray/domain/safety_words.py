@@ -115,6 +115,11 @@ GLOSS: tuple[tuple[str, str], ...] = (
         r"self ?harm(?:ing)?|cut(?:ting)? myself|hurt(?:ing)? myself|harm(?:ing)? myself|burn(?:ing)? myself",
         "自残",
     ),
+    (
+        r"(?:dying|death|to die|being dead|killing myself) (?:is|seems|feels like|seems like) (?:the|my) only"
+        r" (?:way|option|exit|escape|answer|choice)(?: out)?|end it (?:myself|on my own terms)",
+        "只有死才能解脱",
+    ),
     (r"overdos(?:e|ed|ing)", "吃药过量"),
     (r"sleeping (?:pills|tablets)", "安眠药"),
     (r"how many (?:pills|tablets)[a-z ]{0,24}(?:take|kill)", "多少片才会死"),  # a lethal-dose question

@@ -49,7 +49,7 @@ _SET_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "safety"
 DEFAULT_TRAIN = tuple(
     _SET_DIR / f
     for f in (
-        *(f"tune{n}.jsonl" for n in ("", *range(2, 22))),
+        *(f"tune{n}.jsonl" for n in ("", *range(2, 26))),
         *(f"classifier_extra{n}.jsonl" for n in ("", *range(2, 17))),
     )
 )
@@ -113,8 +113,9 @@ class Settings:
     L2 0.0005 did no better at the same false-alarm budget, and on 35 a second, lower threshold for texts
     with a crisis concept added under one point. `threshold` is the one `--cross-validate` reports for the
     shipped files (0.82 for messages, 0.76 for replies), checked against the unit tests' look-alikes ("I
-    would never hurt myself" 0.57, "我覺得好累，沒有人懂" 0.819; "坐在阳台边上喝茶" scores 0.85, a known false
-    alarm in tests/safety_phrases.py); rerun both after changing the data or the rules."""
+    would never hurt myself" 0.46, "我覺得好累，沒有人懂" 0.75, "坐在阳台边上喝茶" 0.81, the nearest of them, in
+    tests/safety_phrases.py); rerun both after changing the data or the rules. On the 41 files of round j
+    a model with 2^18 buckets or L2 0.0005 caught no more held-out rows at the same false-alarm rate."""
 
     max_order: int = 4
     buckets: int = 1 << 16
