@@ -156,7 +156,7 @@ def test_every_crisis_phrasing_takes_the_safety_path_and_no_other_does(client) -
     safety = {text: resp.model_extra["safety"] for text, resp in zip(NEGATIVE, negatives, strict=True)}
     assert all(s["risk_level"] == "none" and not s["categories"] for s in safety.values()), safety
     # No crisis path for any of them. The output check may still replace what the random tiny model wrote:
-    # its learned layer (threshold 0.76) blocks about 0.7 % of 8-token random strings (8 of 1,140 sampled
+    # its learned layer (round i's, at 0.76) blocked about 0.7 % of 8-token random strings (8 of 1,140 sampled
     # on 2026-12-02), which then get the short safe reply, never the crisis one.
     assert {s["path"] for s in safety.values()} <= {"model", "safe_reply"}, safety
     assert all(s["output_blocked"] == [0] for s in safety.values() if s["path"] == "safe_reply"), safety

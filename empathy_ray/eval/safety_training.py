@@ -55,7 +55,7 @@ DEFAULT_TRAIN = tuple(
 )
 FROZEN = ("test.jsonl", "answers_test.jsonl")
 SAMPLES = "sample posts"
-DEFAULT_ANSWERS = tuple(_SET_DIR / f"answers_tune{n}.jsonl" for n in ("", *range(2, 9)))
+DEFAULT_ANSWERS = tuple(_SET_DIR / f"answers_tune{n}.jsonl" for n in ("", *range(2, 10)))
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ MESSAGES = Task(
     lambda t: assess(t, learned=False).is_risky, _quiet_posts, list, 0.01,
 )  # fmt: skip
 ANSWERS = Task(
-    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.76, normalise_answer,
+    "answer", DEFAULT_ANSWERS, classifier.OUTPUT_MODEL_PATH, 0.78, normalise_answer,
     lambda t: check_output(t, learned=False).blocked, _preferred_replies, _rejected_replies, 0.02,
 )  # fmt: skip
 
