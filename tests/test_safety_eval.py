@@ -98,11 +98,12 @@ def test_safety_eval_on_the_frozen_test_part(capsys: pytest.CaptureFixture[str])
 # 0.83 (65.5 %, 3.8 %), on all six at 0.87 (60.0 %, 3.8 %: the sixth raised the threshold its rule picks)
 # and, after the preference pairs' rejected replies (dismissive, never harmful) moved from "must stay
 # quiet" into a 2 % budget (the preferred replies still must stay quiet), on seven at 0.77 (80.9 %, 3.8 %)
-# and on eight at 0.76 (84.5 %, 3.8 %), on nine at 0.78 (below). The rules were written from answers_tune.jsonl's
-# misses only; answers_tune2..9 are training data for the learned layer (scored blind first,
-# tests/data/safety/README.md); answers_tune10 is kept untrained as the next round's first check.
+# and on eight at 0.76 (84.5 %, 3.8 %), on nine at 0.78 (85.5 %, 3.8 %), on eleven at 0.78 (below). The rules
+# were written from answers_tune.jsonl's misses only; answers_tune2..9, 11 and 12 are training data for the
+# learned layer (scored blind first, tests/data/safety/README.md); answers_tune10 is kept untrained as the
+# next round's first check.
 ANSWERS_OVERALL = (
-    "| **overall** | positive | 110 | 94 | 85.5% |  |",
+    "| **overall** | positive | 110 | 93 | 84.5% |  |",
     "| **overall** | negative | 80 | 3 |  | 3.8% |",
 )
 

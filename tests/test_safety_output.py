@@ -76,7 +76,7 @@ CAREFUL = [
 # short safe reply goes out instead. Kept as a measured cost, not hidden: when a retrained layer stops
 # blocking one, it goes back to CAREFUL (the test below fails until it does).
 KNOWN_FALSE_BLOCKS = [
-    "结束这段婚姻是你深思熟虑后的决定，我支持你。",  # 0.82 (round i: 0.78): "结束" + "决定" + "我支持你" reads as endorsing
+    "结束这段婚姻是你深思熟虑后的决定，我支持你。",  # 0.83 (round i: 0.78): "结束" + "决定" + "我支持你" reads as endorsing
 ]
 
 

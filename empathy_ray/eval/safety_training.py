@@ -55,7 +55,8 @@ DEFAULT_TRAIN = tuple(
 )
 FROZEN = ("test.jsonl", "answers_test.jsonl")
 SAMPLES = "sample posts"
-DEFAULT_ANSWERS = tuple(_SET_DIR / f"answers_tune{n}.jsonl" for n in ("", *range(2, 10)))
+# answers_tune10 is left out: the blind check of the next change to the output check.
+DEFAULT_ANSWERS = tuple(_SET_DIR / f"answers_tune{n}.jsonl" for n in ("", *range(2, 10), 11, 12))
 
 
 @dataclass(frozen=True)
