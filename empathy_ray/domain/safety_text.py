@@ -4,7 +4,7 @@ Steps, each keeping a map from every output character back to the user's raw tex
 user's own characters):
   1. NFKC (full-width -> half-width) and a full traditional -> simplified conversion with OpenCC (`t2s`);
   2. lower case; whitespace and format characters dropped, except one space between two Latin words;
-     joiners put inside a word ("自-杀", "自*杀", "z.i.s.h.a") dropped; leetspeak inside a Latin word read
+     joiners put inside a word ("自-杀", "自 · 杀", "自**杀", "z.i.s.h.a") dropped; leetspeak inside a Latin word read
      as letters ("k!ll mys3lf"); single letters spelled apart joined ("s u i c i d e"); zhuyin read as
      pinyin ("ㄙˇ掉" -> "si掉", then step 3);
   3. spellings of the core crisis words (safety_words.CORE_WORDS) in pinyin, pinyin initials, Latin
